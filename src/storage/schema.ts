@@ -11,6 +11,8 @@ import type { ColumnType, Generated, Insertable, Selectable, Updateable } from '
 type Id = Generated<number>
 type Millis = number
 type Bool = number
+/** A column the database fills with its default when an insert leaves it out. */
+type Defaulted<T> = ColumnType<T, T | undefined, T>
 
 export interface UsersTable {
   id: Id
@@ -65,12 +67,12 @@ export interface CredentialsTable {
   status: CredentialStatus
   status_code: string | null
   status_message: string | null
-  consecutive_failures: number
+  consecutive_failures: Defaulted<number>
   next_attempt_at: Millis | null
   refreshed_at: Millis | null
   refresh_claimed_by: string | null
   refresh_claim_until: Millis | null
-  version: number
+  version: Defaulted<number>
   created_at: Millis
   updated_at: Millis
 }
@@ -92,28 +94,28 @@ export interface EmailServersTable {
   host: string
   port: number
   security: 'tls' | 'starttls' | 'none'
-  folder: string
+  folder: Defaulted<string>
   auth_type: 'oauth2' | 'password'
   credential_id: number | null
   username: string | null
   password_enc: string | null
-  enabled: Bool
+  enabled: Defaulted<Bool>
   status: ServerStatus
   status_code: string | null
   status_message: string | null
   last_sync_at: Millis | null
   last_success_at: Millis | null
   last_error_at: Millis | null
-  poll_interval_seconds: number
+  poll_interval_seconds: Defaulted<number>
   ack_action: 'leave' | 'seen' | 'move' | 'delete'
   ack_folder: string | null
   outgoing_server_id: number | null
-  auto_ack_enabled: Bool
+  auto_ack_enabled: Defaulted<Bool>
   auto_ack_subject: string | null
   auto_ack_body: string | null
   from_address: string | null
   display_name: string | null
-  is_default: Bool
+  is_default: Defaulted<Bool>
   created_at: Millis
   updated_at: Millis
 }
@@ -153,7 +155,7 @@ export interface Pop3UidlsTable {
 export interface MailboxLeasesTable {
   server_id: number
   owner: string | null
-  epoch: number
+  epoch: Defaulted<number>
   expires_at: Millis
   acquired_at: Millis | null
 }
@@ -165,7 +167,7 @@ export interface WorkersTable {
   started_at: Millis
   heartbeat_at: Millis
   concurrency: number
-  stopping: Bool
+  stopping: Defaulted<Bool>
 }
 
 export interface RawMailTable {
@@ -192,7 +194,7 @@ export interface InboundMailTable {
   outcome_reason: string | null
   request_id: number | null
   message_id: number | null
-  attempts: number
+  attempts: Defaulted<number>
   processed_at: Millis | null
 }
 
@@ -210,7 +212,7 @@ export interface RequestsTable {
   requester_id: number | null
   server_id: number | null
   status: 'open' | 'pending' | 'resolved' | 'closed'
-  is_bulk: Bool
+  is_bulk: Defaulted<Bool>
   created_at: Millis
   last_activity_at: Millis
 }
@@ -230,7 +232,7 @@ export interface MessagesTable {
   subject: string | null
   text_body: string | null
   html_body: string | null
-  remote_images: number
+  remote_images: Defaulted<number>
   flags: string | null
   author_user_id: number | null
   delivery_status: 'received' | 'queued' | 'sent' | 'failed' | 'bounced'
@@ -245,7 +247,7 @@ export interface AttachmentsTable {
   content_type: string
   size: number
   content_id: string | null
-  inline: Bool
+  inline: Defaulted<Bool>
   sha256: string
   content: Buffer
 }
@@ -263,7 +265,7 @@ export interface OutboxTable {
   envelope_to: string
   message_id_header: string
   raw: Buffer
-  attempts: number
+  attempts: Defaulted<number>
   next_attempt_at: Millis
   last_error: string | null
   smtp_response: string | null
@@ -311,4 +313,3 @@ export type Request = Selectable<RequestsTable>
 export type Message = Selectable<MessagesTable>
 export type InboundMail = Selectable<InboundMailTable>
 export type OutboxItem = Selectable<OutboxTable>
-export type { ColumnType }

@@ -13,6 +13,7 @@ import { apiRoutes } from './routes/api/index.ts'
 import type { ApiModule } from './routes/api/index.ts'
 import { apiTokenRoutes } from './routes/admin/api-tokens.ts'
 import { httpStatusFor } from './http-errors.ts'
+import { placeholderRoutes } from './routes/placeholders.ts'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 
@@ -70,6 +71,7 @@ export async function buildApp(services: Services, modules: WebModule[] = []): P
   await app.register(sessionRoutes)
   await app.register(apiTokenRoutes)
   for (const m of modules) if (m.routes) await app.register(m.routes)
+  await app.register(placeholderRoutes)
   await app.register(apiRoutes, { modules: modules.flatMap((m) => (m.api ? [m.api] : [])) })
   return app
 }
