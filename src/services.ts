@@ -7,6 +7,9 @@ import { createMetrics } from './shared/metrics.ts'
 import type { Metrics } from './shared/metrics.ts'
 import { UserService } from './accounts/users.ts'
 import { ApiTokenService } from './accounts/api-tokens.ts'
+import { CredentialStore } from './oauth/credential-store.ts'
+import { EmailServerService } from './mailboxes/email-servers.ts'
+import { MailboxAuthorization } from './mailboxes/authorization.ts'
 
 /**
  * The service container: wiring only. Web routes and workers receive this and call services,
@@ -21,19 +24,29 @@ export interface Services {
   metrics: Metrics
   users: UserService
   apiTokens: ApiTokenService
+  credentials: CredentialStore
+  emailServers: EmailServerService
+  mailboxAuthorization: MailboxAuthorization
 }
 
 export function createServices(deps: { config: Config; storage: Storage; logger: Logger; keyring: Keyring }): Services {
   const { config, storage, logger, keyring } = deps
   const db = storage.db
+  const secrets = new SecretBox(keyring)
+  const metrics = createMetrics()
+  const credentials = new CredentialStore(db, secrets, logger.child({ component: 'credentials' }), metrics, config.allowedPrivateHosts)
+  const emailServers = new EmailServerService(db, secrets, credentials, logger.child({ component: 'email-servers' }), config.allowedPrivateHosts)
   return {
     config,
     storage,
     logger,
     keyring,
-    secrets: new SecretBox(keyring),
-    metrics: createMetrics(),
+    secrets,
+    metrics,
     users: new UserService(db),
     apiTokens: new ApiTokenService(db),
+    credentials,
+    emailServers,
+    mailboxAuthorization: new MailboxAuthorization(db, secrets, credentials, emailServers, logger.child({ component: 'authorization' }), config.redirectUri),
   }
 }

@@ -24,7 +24,7 @@ fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
 fi
-export DESKMAIL_TEST_POSTGRES_URL="${DESKMAIL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export DESKMAIL_TEST_PG_ADMIN_URL="${DESKMAIL_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 # A private CA for the test servers' TLS: our code always verifies certificates, and trusts a
 # private CA only the standard Node way.

@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
 import { AppError } from '../shared/errors.ts'
+import { parseAllowedPrivateHosts } from '../oauth/endpoint-policy.ts'
 import { generateKeyringValue, parseKeyring } from '../shared/secret-box.ts'
 import type { Keyring } from '../shared/secret-box.ts'
 
@@ -64,6 +65,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new AppError('config_invalid', `${name} is invalid: ${issue.message}${shown}`)
   }
   const e = parsed.data
+  let allowedPrivateHosts: string[]
+  try {
+    allowedPrivateHosts = parseAllowedPrivateHosts(e.DESKMAIL_ALLOWED_PRIVATE_HOSTS)
+  } catch (err) {
+    throw new AppError('config_invalid', `DESKMAIL_ALLOWED_PRIVATE_HOSTS is invalid: ${(err as Error).message}`)
+  }
   const dataDir = path.resolve(e.DESKMAIL_DATA_DIR)
   const baseUrl = (e.DESKMAIL_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '')
   const secureCookies = e.DESKMAIL_SECURE_COOKIES === 'auto' ? baseUrl.startsWith('https:') : e.DESKMAIL_SECURE_COOKIES === 'true'
@@ -77,9 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretKey: e.DESKMAIL_SECRET_KEY,
     adminEmail: e.DESKMAIL_ADMIN_EMAIL,
     adminPassword: e.DESKMAIL_ADMIN_PASSWORD,
-    allowedPrivateHosts: e.DESKMAIL_ALLOWED_PRIVATE_HOSTS.split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    allowedPrivateHosts,
     leaseSeconds: e.DESKMAIL_LEASE_SECONDS,
     heartbeatSeconds: e.DESKMAIL_HEARTBEAT_SECONDS,
     workerConcurrency: e.DESKMAIL_WORKER_CONCURRENCY,

@@ -161,9 +161,11 @@ const RULES: readonly Rule[] = [
     matches: (p) =>
       p.challenge?.status === '401' ||
       p.challenge?.status === 'invalid_token' ||
-      (p.protocol === 'imap' && (p.responseCodes.has('AUTHENTICATIONFAILED') || /AUTHENTICATE failed/i.test(p.text))) ||
+      (p.protocol === 'imap' &&
+        (p.responseCodes.has('AUTHENTICATIONFAILED') || /AUTHENTICATE failed/i.test(p.text))) ||
       (p.protocol === 'pop3' && p.responseCodes.has('AUTH')) ||
-      (p.protocol === 'smtp' && (p.replyCode === 535 || p.enhancedStatus === '5.7.8' || p.enhancedStatus === '5.7.139')),
+      (p.protocol === 'smtp' &&
+        (p.replyCode === 535 || p.enhancedStatus === '5.7.8' || p.enhancedStatus === '5.7.139')),
   },
 
   // --- Server-side failures with a standard code ---
@@ -232,7 +234,10 @@ function parseServerText(text: string, protocol: MailProtocol): ParsedServerText
  * The text is not secret (it is what the server said); pass neither a command line nor a SASL
  * client response, which would contain the token.
  */
-export function classifyMailServerError(text: string, protocol: MailProtocol): MailServerErrorClass | undefined {
+export function classifyMailServerError(
+  text: string,
+  protocol: MailProtocol,
+): MailServerErrorClass | undefined {
   if (typeof text !== 'string' || text.trim().length === 0) return undefined
   const parsed = parseServerText(text, protocol)
   for (const rule of RULES) {

@@ -36,10 +36,15 @@ export interface SaslErrorChallenge {
 const CONTROL_CHARS = /[\x00-\x1f\x7f]/
 
 function assertSaslValue(value: string, what: 'user' | 'access token' | 'host'): void {
-  if (value.length === 0) throw new AppError('sasl_invalid_value', `The ${what} for SASL authentication is empty`)
+  if (value.length === 0) {
+    throw new AppError('sasl_invalid_value', `The ${what} for SASL authentication is empty`)
+  }
   if (CONTROL_CHARS.test(value)) {
     // The value itself is not quoted: the token is a secret, and the user name is not needed to act on this.
-    throw new AppError('sasl_invalid_value', `The ${what} for SASL authentication contains control characters`)
+    throw new AppError(
+      'sasl_invalid_value',
+      `The ${what} for SASL authentication contains control characters`,
+    )
   }
 }
 
@@ -85,7 +90,8 @@ export function oauthbearerInitialResponse(params: {
     throw new AppError('sasl_invalid_value', `The port for SASL authentication is not a TCP port: ${port}`)
   }
   const gs2Header = `n,a=${escapeSaslName(user)},`
-  const payload = [gs2Header, `host=${host}`, `port=${port}`, `auth=Bearer ${accessToken}`, '', ''].join('\x01')
+  const fields = [gs2Header, `host=${host}`, `port=${port}`, `auth=Bearer ${accessToken}`, '', '']
+  const payload = fields.join('\x01')
   return Buffer.from(payload, 'utf8').toString('base64')
 }
 

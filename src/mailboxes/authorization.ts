@@ -3,7 +3,8 @@ import type { SecretBox } from '../shared/secret-box.ts'
 import type { Logger } from '../shared/logger.ts'
 import { AppError, isAppError } from '../shared/errors.ts'
 import type { CredentialStore } from '../oauth/credential-store.ts'
-import { createAuthorizationRequest, hashState, parseCallbackParams } from '../oauth/authorization.ts'
+import { callbackErrorToAppError, createAuthorizationRequest, hashState, isCallbackError, parseCallbackParams } from '../oauth/authorization.ts'
+import { checkConsentedAccount } from '../oauth/id-token.ts'
 import { exchangeAuthorizationCode } from '../oauth/token-client.ts'
 import { describeOAuthError } from '../oauth/admin-messages.ts'
 import { isPresetId } from '../oauth/presets.ts'
@@ -45,13 +46,20 @@ export class MailboxAuthorization {
     }
     const c = await this.credentials.get(server.credential_id)
     if (!c) throw new AppError('credential_not_found', 'This server has no OAuth client: edit it and enter the Client ID and Secret.')
-    const request = await createAuthorizationRequest({
+    const presetId = isPresetId(c.provider) ? c.provider : 'custom'
+    const request = createAuthorizationRequest({
       authorizationUrl: c.authorization_url,
       clientId: c.client_id,
       redirectUri: this.redirectUri,
       scope: c.scope,
-      presetId: isPresetId(c.provider) ? c.provider : 'custom',
+      presetId,
       loginHint: server.email_address,
+      // A Custom provider is asked who consented only when the admin's scope speaks OpenID Connect.
+      requestIdentity: /(^|\s)openid(\s|$)/.test(c.scope),
+      // For a Custom provider we cannot know its offline-access convention: send Google's, which
+      // others ignore (RFC 6749 section 3.1: unrecognized parameters MUST be ignored), and
+      // prompt=consent, so a re-authorization returns a refresh token again.
+      extraParams: presetId === 'custom' ? { access_type: 'offline', prompt: 'consent' } : {},
     })
     const now = Date.now()
     const { id } = await this.db
@@ -65,6 +73,7 @@ export class MailboxAuthorization {
         code_verifier_enc: 'pending',
         token_url: c.token_url,
         expected_issuer: c.issuer,
+        nonce: request.nonce ?? null,
         redirect_uri: this.redirectUri,
         created_at: now,
         expires_at: now + AUTHORIZATION_TTL_MS,
@@ -121,9 +130,9 @@ export class MailboxAuthorization {
       return { ...base, ok: false, code, message }
     }
 
-    if ('error' in params && params.error) {
-      const code = params.error === 'access_denied' ? 'oauth_access_denied' : `oauth_${params.error}`
-      return fail(code, describeOAuthError(code, { error_description: params.errorDescription }, { redirectUri: this.redirectUri, provider: c.provider }))
+    if (isCallbackError(params)) {
+      const err = callbackErrorToAppError(params)
+      return fail(err.code, describeOAuthError(err.code, err.details, { redirectUri: this.redirectUri, provider: c.provider }))
     }
     try {
       const tokens = await exchangeAuthorizationCode({
@@ -135,18 +144,15 @@ export class MailboxAuthorization {
         code: (params as any).code,
         codeVerifier: this.secrets.open(pending.code_verifier_enc, `oauth_authorizations:${pending.id}:code_verifier`),
         expectedIssuer: pending.expected_issuer ?? undefined,
+        expectedNonce: pending.nonce ?? undefined,
         callbackParams: callbackUrl.searchParams,
+        allowedPrivateHosts: this.credentials.allowedPrivateHosts,
       })
       if (!tokens.refreshToken) {
         return fail('oauth_no_refresh_token', describeOAuthError('oauth_no_refresh_token', {}, { redirectUri: this.redirectUri, provider: c.provider }))
       }
-      const consented = tokens.idTokenClaims?.email?.toLowerCase()
-      if (consented && consented !== server.email_address.toLowerCase()) {
-        return fail(
-          'oauth_account_mismatch',
-          `Signed in as ${consented}, but this server is for ${server.email_address}. Click Reconnect and choose ${server.email_address} at the provider.`,
-        )
-      }
+      // The account that consented must be the mailbox (or we would read someone else's mail).
+      const consented = checkConsentedAccount(tokens.idTokenClaims, server.email_address)?.toLowerCase()
       await this.credentials.storeAuthorization(c.id, tokens, { email: consented ?? null, subject: tokens.idTokenClaims?.sub ?? null })
     } catch (err) {
       if (!isAppError(err)) throw err

@@ -47,6 +47,8 @@ export class CredentialStore {
     private readonly secrets: SecretBox,
     private readonly logger: Logger,
     private readonly metrics?: Metrics,
+    /** Token and revocation endpoints on these private hosts are allowed (DESKMAIL_ALLOWED_PRIVATE_HOSTS). */
+    readonly allowedPrivateHosts: readonly string[] = [],
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -249,6 +251,7 @@ export class CredentialStore {
         clientSecret: this.clientSecret(c) ?? undefined,
         authMethod: c.auth_method,
         refreshToken: this.secrets.open(c.refresh_token_enc!, this.aad(id, 'refresh_token')),
+        allowedPrivateHosts: this.allowedPrivateHosts,
       })
     } catch (err) {
       await this.recordRefreshFailure(c, err)
@@ -355,7 +358,13 @@ export class CredentialStore {
     const token = c.refresh_token_enc ? this.secrets.open(c.refresh_token_enc, this.aad(id, 'refresh_token')) : null
     if (c.revocation_url && token) {
       try {
-        await revokeToken({ revocationUrl: c.revocation_url, clientId: c.client_id, clientSecret: this.clientSecret(c) ?? undefined, token })
+        await revokeToken({
+          revocationUrl: c.revocation_url,
+          clientId: c.client_id,
+          clientSecret: this.clientSecret(c) ?? undefined,
+          token,
+          allowedPrivateHosts: this.allowedPrivateHosts,
+        })
         revoked = true
       } catch (err) {
         error = err instanceof Error ? err.message : String(err)

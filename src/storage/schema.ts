@@ -131,6 +131,7 @@ export interface OAuthAuthorizationsTable {
   code_verifier_enc: string
   token_url: string
   expected_issuer: string | null
+  nonce: string | null
   redirect_uri: string
   created_at: Millis
   expires_at: Millis

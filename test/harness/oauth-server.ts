@@ -63,6 +63,13 @@ export interface IssuedTokens {
   expires_in: number
 }
 
+export interface AuthorizeHeadlessOptions {
+  /** Any login is accepted: it becomes the account, `sub` and `email`. */
+  login: string
+  /** Cancel at the consent page (the user refuses): the redirect carries `error=access_denied`. */
+  deny?: boolean
+}
+
 export interface OAuthServer {
   issuer: string
   authorizationUrl: string
@@ -75,9 +82,15 @@ export interface OAuthServer {
   registerClient(options: RegisterClientOptions): void
   /** Mints a grant, an access token and a refresh token directly, without the authorization flow. */
   issueTokens(options: IssueTokensOptions): Promise<IssuedTokens>
-  /** Drives the login and consent pages with fetch; returns the final redirect URL (the app's callback). */
-  authorizeHeadless(authorizationUrl: string, options: { login: string }): Promise<string>
-  /** The user revokes access: every grant, token and session of this account dies. Returns how many records went. */
+  /**
+   * Drives the login and consent pages with fetch and a cookie jar; returns the final redirect URL
+   * (the app's callback with `code` and `state`, or with `error=access_denied` when `deny` is set).
+   */
+  authorizeHeadless(authorizationUrl: string, options: AuthorizeHeadlessOptions): Promise<string>
+  /**
+   * The user revokes access: every grant, token and session of this account (case-insensitive)
+   * dies. Returns how many records were removed.
+   */
   revokeAll(email: string): number
   /** Revokes one access or refresh token and, as Google does, the whole grant behind it. */
   revokeToken(token: string): Promise<boolean>
@@ -136,7 +149,10 @@ class Store {
     }
     const findBy = (field: string, value: string) => {
       for (const [id, record] of records) {
-        if (record.payload[field] === value) return live(id)?.payload
+        if (record.payload[field] === value) {
+          const found = live(id)
+          return found ? structuredClone(found.payload) : undefined
+        }
       }
       return undefined
     }
@@ -162,8 +178,8 @@ class Store {
       async destroy(id: string) {
         records.delete(id)
       },
-      revokeByGrantId: async (grantId: string) => {
-        this.dropGrant(grantId)
+      async revokeByGrantId(grantId: string) {
+        for (const [id, record] of records) if (record.payload.grantId === grantId) records.delete(id)
       },
     }
   }
@@ -210,7 +226,7 @@ function clientMetadata(options: RegisterClientOptions): ProviderPayload {
 export async function startOAuthServer(opts: { port?: number } = {}): Promise<OAuthServer> {
   const store = new Store()
   const clientOptions = new Map<string, { accessTokenTTL?: number; rotateRefreshTokens?: boolean }>()
-  /** Authorization codes whose request had `access_type=offline` (Google's way to ask for a refresh token). */
+  /** Codes whose request had `access_type=offline` (Google's way to ask for a refresh token). */
   const offlineCodes = new Set<string>()
 
   const introspectionClient = { id: `introspector-${randomSecret().slice(0, 8)}`, secret: randomSecret() }
@@ -260,7 +276,8 @@ export async function startOAuthServer(opts: { port?: number } = {}): Promise<OA
     // OpenID Connect: when `offline_access` was granted.
     issueRefreshToken: async (_ctx: unknown, client: ProviderModel, source: ProviderModel) =>
       client.grantTypeAllowed('refresh_token') &&
-      (source.scopes.has('offline_access') || (source.kind === 'AuthorizationCode' && offlineCodes.has(source.jti))),
+      (source.scopes.has('offline_access') ||
+        (source.kind === 'AuthorizationCode' && offlineCodes.has(source.jti))),
     rotateRefreshToken: (ctx: ProviderKoaContext) =>
       clientOptions.get(ctx.oidc?.client?.clientId)?.rotateRefreshTokens === true,
     // Google: revoking one token revokes the user's grant to the client, access and refresh alike.
@@ -298,7 +315,8 @@ export async function startOAuthServer(opts: { port?: number } = {}): Promise<OA
       resourceIndicators: {
         enabled: true,
         // Clients send no `resource=`: Google and Microsoft infer the audience from the scope.
-        defaultResource: async (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf?.[0] ?? MAIL_AUDIENCE,
+        defaultResource: async (_ctx: unknown, _client: unknown, oneOf?: string[]) =>
+          oneOf?.[0] ?? MAIL_AUDIENCE,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx: unknown, resource: string, client: ProviderModel) => {
           if (resource !== MAIL_AUDIENCE) throw new oidcErrors.InvalidTarget!()
@@ -331,7 +349,8 @@ export async function startOAuthServer(opts: { port?: number } = {}): Promise<OA
     if (!client) throw new Error(`issueTokens: unknown client ${options.clientId}`)
     const requested = (options.scope ?? GOOGLE_MAIL_SCOPE).split(' ').filter(Boolean)
     const mailScope = requested.filter((scope) => MAIL_SCOPES.includes(scope)).join(' ')
-    const oidcScope = [...new Set([...requested.filter((s) => !MAIL_SCOPES.includes(s)), 'offline_access'])].join(' ')
+    const oidcScopes = new Set([...requested.filter((s) => !MAIL_SCOPES.includes(s)), 'offline_access'])
+    const oidcScope = [...oidcScopes].join(' ')
 
     const grant = new provider.Grant({ accountId: options.email, clientId: options.clientId })
     grant.addOIDCScope(oidcScope)
@@ -362,10 +381,13 @@ export async function startOAuthServer(opts: { port?: number } = {}): Promise<OA
   }
 
   const revokeAll = (email: string): number => {
+    // Addresses compare case-insensitively, as the mail servers do (Dovecot's `%Lu`).
+    const account = email.toLowerCase()
     let count = 0
     for (const records of store.models.values()) {
       for (const [id, record] of records) {
-        if (record.payload.accountId === email) {
+        const owner: unknown = record.payload.accountId
+        if (typeof owner === 'string' && owner.toLowerCase() === account) {
           if (record.payload.grantId) count += store.dropGrant(record.payload.grantId)
           if (records.delete(id)) count++
         }
@@ -439,7 +461,11 @@ class CookieJar {
   }
 }
 
-async function authorizeHeadless(issuer: string, authorizationUrl: string, options: { login: string }): Promise<string> {
+async function authorizeHeadless(
+  issuer: string,
+  authorizationUrl: string,
+  options: AuthorizeHeadlessOptions,
+): Promise<string> {
   const origin = new URL(issuer).origin
   const jar = new CookieJar()
   let url = authorizationUrl
@@ -465,13 +491,20 @@ async function authorizeHeadless(issuer: string, authorizationUrl: string, optio
     }
     const html = await response.text()
     if (response.status !== 200) {
-      throw new Error(`authorizeHeadless: HTTP ${response.status} at ${new URL(url).pathname}: ${html.slice(0, 300)}`)
+      const where = new URL(url).pathname
+      throw new Error(`authorizeHeadless: HTTP ${response.status} at ${where}: ${html.slice(0, 300)}`)
     }
     // devInteractions pages: a form posting `prompt=login` (login, password) or `prompt=consent`.
     const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1]
     const prompt = /name="prompt" value="([a-z]+)"/.exec(html)?.[1]
     if (!action || !prompt) throw new Error(`authorizeHeadless: unexpected page at ${new URL(url).pathname}`)
     url = new URL(action.replaceAll('&amp;', '&'), url).href
+    if (prompt === 'consent' && options.deny) {
+      url = `${url}/abort`
+      method = 'GET'
+      body = undefined
+      continue
+    }
     method = 'POST'
     body =
       prompt === 'login'

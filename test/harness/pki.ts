@@ -59,7 +59,10 @@ function generate(workDir: string): void {
     ],
     workDir,
   )
-  openssl(['req', '-new', ...ecKey, '-keyout', FILES.key, '-out', 'server.csr', '-subj', '/CN=127.0.0.1'], workDir)
+  openssl(
+    ['req', '-new', ...ecKey, '-keyout', FILES.key, '-out', 'server.csr', '-subj', '/CN=127.0.0.1'],
+    workDir,
+  )
   // Clients match the host against the subjectAltName only (RFC 6125 section 6.4.4), so both the
   // IP literal and the name must be there.
   writeFileSync(

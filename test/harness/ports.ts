@@ -17,7 +17,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves once `127.0.0.1:port` accepts a TCP connection; rejects after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs = 10_000, isAborted: () => boolean = () => false): Promise<void> {
+export async function waitForPort(
+  port: number,
+  timeoutMs = 10_000,
+  isAborted: () => boolean = () => false,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

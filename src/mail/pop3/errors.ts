@@ -5,6 +5,37 @@
 import { AppError } from '../../shared/errors.ts'
 import { classifyMailServerError } from '../provider-errors.ts'
 
+/**
+ * Every code the POP3 client throws (AppError.code); authenticateXOAuth2 may also throw sasl.ts's
+ * `sasl_invalid_value` for a user name or token holding control characters.
+ */
+export const POP3_ERROR_CODES = [
+  /** The server refused the credentials (details: status, schemes, scope, responseCode, classification). */
+  'pop3_auth_failed',
+  /** `-ERR` to an ordinary command (details: command, responseCode, classification). */
+  'pop3_command_failed',
+  /** `-ERR` to QUIT from TRANSACTION: some messages marked with DELE were not removed. */
+  'pop3_update_failed',
+  /** The greeting was not `+OK`. */
+  'pop3_connection_refused',
+  /** TCP could not connect (refused, unreachable, DNS). Transient. */
+  'pop3_connection_failed',
+  /** The connection ended or was closed before the answer. Transient. */
+  'pop3_connection_closed',
+  /** No bytes from the server within timeoutMs while an answer was due. Transient. */
+  'pop3_timeout',
+  /** Certificate not trusted or not matching, TLS to a plain port, STLS refused or injected data. */
+  'pop3_tls_failed',
+  /** The server broke the protocol (framing, malformed listing, unexpected answer). */
+  'pop3_protocol_error',
+  /** The command is not allowed in the session's state (e.g. RETR before login). */
+  'pop3_invalid_state',
+  /** A bad argument from the caller (message number, CR/LF in a user name...). */
+  'pop3_invalid_argument',
+] as const
+
+export type Pop3ErrorCode = (typeof POP3_ERROR_CODES)[number]
+
 /** Server text is kept short in messages: enough to diagnose, never a flood into the logs. */
 const MAX_TEXT = 300
 

@@ -108,6 +108,7 @@ export function initialMigration(caps: StorageCapabilities) {
         .addColumn('code_verifier_enc', 'text', (c) => c.notNull())
         .addColumn('token_url', 'text', (c) => c.notNull())
         .addColumn('expected_issuer', 'text')
+        .addColumn('nonce', 'text')
         .addColumn('redirect_uri', 'text', (c) => c.notNull())
         .addColumn('created_at', bigint, (c) => c.notNull())
         .addColumn('expires_at', bigint, (c) => c.notNull())

@@ -10,3 +10,47 @@ document.addEventListener('click', (event) => {
     () => { if (target.select) target.select() },
   )
 })
+
+// Add/Edit Email Server: provider presets, authentication sections, Google client JSON upload.
+const serverForm = document.getElementById('server-form')
+if (serverForm) {
+  const presets = JSON.parse(serverForm.dataset.presets || '[]')
+  const direction = serverForm.dataset.direction
+  const $ = (name) => serverForm.elements.namedItem(name)
+  const protocol = () => (direction === 'outgoing' ? 'smtp' : $('protocol').value)
+
+  const applyPreset = () => {
+    const preset = presets.find((p) => p.id === $('provider').value)
+    if (!preset || preset.id === 'custom') return
+    const tenantUrl = (url) => url
+    $('authorization_url').value = tenantUrl(preset.authorizationUrl)
+    $('token_url').value = tenantUrl(preset.tokenUrl)
+    $('scope').value = preset.scopes[protocol()] || ''
+    const host = preset.hosts[protocol()]
+    if (host) {
+      $('host').value = host.host
+      $('port').value = host.port
+      $('security').value = host.security
+    }
+  }
+  const showAuth = () => {
+    const kind = $('auth_type').value
+    for (const el of serverForm.querySelectorAll('[data-auth]')) el.hidden = el.dataset.auth !== kind
+  }
+  $('provider')?.addEventListener('change', applyPreset)
+  $('protocol')?.addEventListener('change', () => {
+    const preset = presets.find((p) => p.id === $('provider').value)
+    if (preset && preset.id !== 'custom') applyPreset()
+    else if ($('port').value === '993' || $('port').value === '995') $('port').value = protocol() === 'pop3' ? '995' : '993'
+  })
+  $('auth_type')?.addEventListener('change', showAuth)
+  showAuth()
+
+  const file = document.getElementById('f-client_json_file')
+  file?.addEventListener('change', async () => {
+    const chosen = file.files && file.files[0]
+    if (!chosen) return
+    document.getElementById('f-client_json').value = await chosen.text()
+    document.getElementById('import-json').click()
+  })
+}

@@ -13,6 +13,8 @@ export interface LayoutOptions {
   /** Which navigation entry is active. */
   section?: 'requests' | 'admin'
   flash?: { kind: 'success' | 'error' | 'info'; text: string }
+  /** Extra elements for <head> (e.g. a meta refresh). */
+  head?: Html
 }
 
 export function layout(opts: LayoutOptions, body: Html): Html {
@@ -24,6 +26,7 @@ export function layout(opts: LayoutOptions, body: Html): Html {
 <title>${opts.title} · deskmail</title>
 <link rel="stylesheet" href="/assets/app.css">
 <script src="/assets/app.js" defer></script>
+${opts.head ?? ''}
 </head>
 <body>
 ${opts.user
