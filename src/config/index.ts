@@ -28,6 +28,7 @@ const envSchema = z.object({
   DESKMAIL_HEARTBEAT_SECONDS: z.coerce.number().int().min(1).max(600).default(10),
   DESKMAIL_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100000).default(1000),
   DESKMAIL_SECURE_COOKIES: z.enum(['auto', 'true', 'false']).default('auto'),
+  DESKMAIL_MESSAGE_ID_DOMAIN: z.string().regex(/^[a-z0-9.-]+$/i, 'must be a domain name').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -47,6 +48,8 @@ export interface Config {
   heartbeatSeconds: number
   workerConcurrency: number
   secureCookies: boolean
+  /** The right-hand side of the Message-IDs deskmail generates (RFC 5322 3.6.4). */
+  messageIdDomain: string
   logLevel: string
 }
 
@@ -89,6 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatSeconds: e.DESKMAIL_HEARTBEAT_SECONDS,
     workerConcurrency: e.DESKMAIL_WORKER_CONCURRENCY,
     secureCookies,
+    messageIdDomain: e.DESKMAIL_MESSAGE_ID_DOMAIN ?? new URL(baseUrl).hostname,
     logLevel: e.LOG_LEVEL,
   }
 }
