@@ -321,8 +321,8 @@ export class EmailServerService {
     const now = Date.now()
     let status: ServerStatus
     if (result.ok) status = 'connected'
-    else if (result.code === 'credential_needs_reauthorization' || result.code?.startsWith('oauth_')) status = 'needs_reauthorization'
     else if (result.transient) status = 'degraded'
+    else if (result.code === 'credential_needs_reauthorization' || result.code?.startsWith('oauth_')) status = 'needs_reauthorization'
     else status = 'error'
     const s = await this.get(id)
     await this.db

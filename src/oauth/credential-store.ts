@@ -8,6 +8,7 @@ import type { Metrics } from '../shared/metrics.ts'
 import { AppError, isAppError } from '../shared/errors.ts'
 import { backoffDelay } from '../shared/backoff.ts'
 import { refreshAccessToken, revokeToken } from './token-client.ts'
+import { describeOAuthError } from './admin-messages.ts'
 import type { TokenSet } from './token-client.ts'
 
 /** Refresh this long before the access token expires, so no connection starts with a dying token. */
@@ -290,7 +291,8 @@ export class CredentialStore {
   private async recordRefreshFailure(c: Credential, err: unknown): Promise<void> {
     const code = isAppError(err) ? err.code : 'oauth_provider_unavailable'
     const transient = isAppError(err) ? err.transient : true
-    const message = err instanceof Error ? err.message : String(err)
+    // What the admin reads on the server list: what is wrong and what to do.
+    const message = describeOAuthError(code, isAppError(err) ? err.details : {}, { redirectUri: '', provider: c.provider })
     if (!transient) {
       // invalid_grant, invalid_client...: retrying cannot help; the admin must reconnect.
       this.metrics?.tokenRefreshes.inc({ result: 'needs_reauthorization' })
