@@ -183,6 +183,49 @@ for (const dialect of dialects) {
       assert.deepEqual(statusOf(after.text, 'revoked@example.test'), ['connected', 'Connected'])
     })
 
+    it('when the client of a connected server is edited, then it must be authorized again, and a name change does not', async () => {
+      const admin = await app.admin()
+      const { page } = await connectIncoming(world, admin, incomingForm(world, 'edit@example.test'))
+      assert.deepEqual(statusOf(page.text, 'edit@example.test'), ['connected', 'Connected'])
+      const server = (await app.services.emailServers.list()).find((s) => s.emailAddress === 'edit@example.test')!
+      await admin.get(`/admin/support-channel/emails/servers/${server.id}/edit`)
+      const renamed = await admin.postForm(`/admin/support-channel/emails/servers/${server.id}/edit`, {
+        ...incomingForm(world, 'edit@example.test', { name: 'Renamed desk', client_secret: '' }),
+      })
+      assert.equal(renamed.status, 303, 'no new consent for a rename (the secret left empty keeps the stored one)')
+      const list = await admin.get('/admin/support-channel/emails')
+      assert.match(list.text, /Renamed desk/)
+      assert.deepEqual(statusOf(list.text, 'edit@example.test'), ['connected', 'Connected'])
+      world.oauth.registerClient({ client_id: 'deskmail-web-2', client_secret: CLIENT.secret, redirect_uris: [`${app.url}/oauth/callback`] })
+      await admin.get(`/admin/support-channel/emails/servers/${server.id}/edit`)
+      const changed = await admin.postForm(`/admin/support-channel/emails/servers/${server.id}/edit`, {
+        ...incomingForm(world, 'edit@example.test', { name: 'Renamed desk', client_id: 'deskmail-web-2', client_secret: '' }),
+      })
+      assert.equal(changed.status, 200)
+      const url = new URL(providerUrlFrom(changed.text))
+      assert.equal(url.searchParams.get('client_id'), 'deskmail-web-2')
+      const cb = await world.oauth.authorizeHeadless(url.toString(), { login: 'edit@example.test' })
+      const after = await admin.follow(admin.get(new URL(cb).pathname + new URL(cb).search))
+      assert.deepEqual(statusOf(after.text, 'edit@example.test'), ['connected', 'Connected'])
+    })
+
+    if (dialect === 'sqlite') {
+      it('when tokens and the client secret are stored, then none of them is in the database file or the logs in clear', async () => {
+        const server = (await app.services.emailServers.list()).find((s) => s.emailAddress === 'help@example.test')!
+        const access = await app.services.credentials.accessToken(server.credentialId!)
+        const c = (await app.services.credentials.get(server.credentialId!))!
+        const refresh = app.services.secrets.open(c.refresh_token_enc!, `credentials:${c.id}:refresh_token`)
+        const file = app.services.storage.describe.replace(/^SQLite /, '')
+        const fs = await import('node:fs')
+        const bytes = Buffer.concat([file, `${file}-wal`].filter((f) => fs.existsSync(f)).map((f) => fs.readFileSync(f)))
+        for (const secret of [access, refresh, CLIENT.secret]) {
+          assert.ok(secret.length > 8)
+          assert.ok(!bytes.includes(Buffer.from(secret)), 'not in the database file')
+          assert.ok(!app.logs.join('').includes(secret), 'not in the logs')
+        }
+      })
+    }
+
     it('when the API lists servers, then statuses come without secrets', async () => {
       const { token } = await app.services.apiTokens.create('test', null)
       const res = await fetch(`${app.url}/api/v1/email-servers?direction=incoming`, { headers: { authorization: `Bearer ${token}` } })
