@@ -24,6 +24,7 @@ export interface ServerFormInput {
   tenant?: string
   authorization_url?: string
   token_url?: string
+  revocation_url?: string
   scope?: string
   client_id?: string
   client_secret?: string
@@ -140,6 +141,7 @@ export async function validateServerForm(
     }
   }
 
+  const revocationUrlTyped = s(input.revocation_url)
   const authorizationUrl = s(input.authorization_url)
   const tokenUrl = s(input.token_url)
   const scope = s(input.scope).replace(/\s+/g, ' ')
@@ -152,7 +154,9 @@ export async function validateServerForm(
     for (const [field, url, purpose] of [
       ['authorization_url', authorizationUrl, 'authorization'],
       ['token_url', tokenUrl, 'token'],
+      ['revocation_url', revocationUrlTyped, 'revocation'],
     ] as const) {
+      if (!url && purpose === 'revocation') continue
       if (!url) {
         errors[field] = `Enter the ${purpose === 'token' ? 'Token' : 'Authorization'} Url.`
         continue
@@ -201,7 +205,7 @@ export async function validateServerForm(
       provider,
       authorizationUrl,
       tokenUrl,
-      revocationUrl: presetMatches ? (preset.revocationUrl ?? null) : null,
+      revocationUrl: revocationUrlTyped || (presetMatches ? (preset.revocationUrl ?? null) : null),
       issuer: presetMatches ? (preset.issuer ?? null) : null,
       scope,
       clientId,

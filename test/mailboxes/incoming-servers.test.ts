@@ -5,6 +5,7 @@ import type { TestApp } from '../support/app.ts'
 import { CLIENT, connectIncoming, incomingForm, providerUrlFrom, registerDeskmail, startMailWorld } from '../support/mail-world.ts'
 import type { MailWorld } from '../support/mail-world.ts'
 import { dialects } from '../support/dialects.ts'
+import { connectImap } from '../../src/mail/imap/connect.ts'
 
 const statusOf = (html: string, mailbox: string) => {
   const row = html.split('<tr data-server-id=').find((r) => r.includes(`<td>${mailbox}`))
@@ -240,16 +241,22 @@ for (const dialect of dialects) {
 
     it('when a server is disabled and deleted, then its status says so and its tokens are gone', async () => {
       const admin = await app.admin()
-      const { page } = await connectIncoming(world, admin, incomingForm(world, 'gone@example.test'))
+      const { page } = await connectIncoming(world, admin, incomingForm(world, 'gone@example.test', { revocation_url: world.oauth.revocationUrl }))
       assert.ok(page)
       const server = (await app.services.emailServers.list()).find((s) => s.emailAddress === 'gone@example.test')!
+      const token = await app.services.credentials.accessToken(server.credentialId!)
       await admin.get('/admin/support-channel/emails')
       await admin.postForm(`/admin/support-channel/emails/servers/${server.id}/disable`, {})
       assert.deepEqual(statusOf((await admin.get('/admin/support-channel/emails')).text, 'gone@example.test'), ['disabled', 'Disabled'])
       const confirm = await admin.postForm(`/admin/support-channel/emails/servers/${server.id}/delete`, {})
       assert.match(confirm.text, /Delete Support gone@example\.test\?/)
       const done = await admin.follow(admin.postForm(`/admin/support-channel/emails/servers/${server.id}/delete`, { confirm: 'yes' }))
-      assert.match(done.text, /was deleted/)
+      assert.match(done.text, /was deleted and its authorization revoked at the provider/)
+      // Revoked at the provider: the access token no longer opens the mailbox.
+      await assert.rejects(
+        connectImap({ host: '127.0.0.1', port: world.dovecot.imapsPort, security: 'tls' }, { user: 'gone@example.test', accessToken: token }),
+        { code: 'mail_auth_rejected' },
+      )
       assert.equal(statusOf(done.text, 'gone@example.test'), undefined)
       const cred = await app.services.storage.db.selectFrom('credentials').selectAll().where('id', '=', server.credentialId!).executeTakeFirst()
       assert.equal(cred, undefined)

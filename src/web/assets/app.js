@@ -19,12 +19,23 @@ if (serverForm) {
   const $ = (name) => serverForm.elements.namedItem(name)
   const protocol = () => (direction === 'outgoing' ? 'smtp' : $('protocol').value)
 
+  let previous = presets.find((p) => p.id === $('provider')?.value)
   const applyPreset = () => {
     const preset = presets.find((p) => p.id === $('provider').value)
-    if (!preset || preset.id === 'custom') return
+    const before = previous
+    previous = preset
+    if (!preset) return
+    if (preset.id === 'custom') {
+      // Custom: the admin types everything; clear what the previous preset filled in, keep what they typed.
+      if (!before) return
+      const filled = { authorization_url: before.authorizationUrl, token_url: before.tokenUrl, revocation_url: before.revocationUrl || '', scope: before.scopes[protocol()] }
+      for (const [name, value] of Object.entries(filled)) if ($(name).value === value) $(name).value = ''
+      return
+    }
     const tenantUrl = (url) => url
     $('authorization_url').value = tenantUrl(preset.authorizationUrl)
     $('token_url').value = tenantUrl(preset.tokenUrl)
+    $('revocation_url').value = preset.revocationUrl || ''
     $('scope').value = preset.scopes[protocol()] || ''
     const host = preset.hosts[protocol()]
     if (host) {

@@ -155,6 +155,7 @@ ${p.notice ? html`<div class="flash flash-info" role="status">${p.notice}</div>`
     ${field({ label: 'Authorization Url', name: 'authorization_url', type: 'url', value: v.authorization_url, error: e.authorization_url })}
     ${field({ label: 'Token Url', name: 'token_url', type: 'url', value: v.token_url, error: e.token_url })}
     ${field({ label: 'Scope', name: 'scope', value: v.scope, error: e.scope, hint: 'Space-separated.' })}
+    ${field({ label: 'Revocation Url', name: 'revocation_url', type: 'url', value: v.revocation_url, error: e.revocation_url, hint: 'Optional (RFC 7009). Used to revoke access when the server is deleted; Microsoft has none.' })}
   </div>
   <div class="password-fields" data-auth="password">
     ${field({ label: 'Username', name: 'username', value: v.username, error: e.username, hint: 'Leave empty to use the email address.' })}

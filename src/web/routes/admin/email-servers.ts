@@ -61,6 +61,7 @@ export async function emailServerRoutes(app: FastifyInstance) {
           auth_type: 'oauth2',
           authorization_url: preset.authorizationUrl,
           token_url: preset.tokenUrl,
+          revocation_url: preset.revocationUrl ?? '',
           scope: preset.scopes[proto],
           host: preset.hosts[proto]?.host,
           port: String(preset.hosts[proto]?.port ?? ''),
@@ -117,6 +118,7 @@ export async function emailServerRoutes(app: FastifyInstance) {
         provider: c?.provider ?? 'custom',
         authorization_url: c?.authorization_url ?? '',
         token_url: c?.token_url ?? '',
+        revocation_url: c?.revocation_url ?? '',
         scope: c?.scope ?? '',
         client_id: c?.client_id ?? '',
         username: s.username ?? '',
@@ -197,6 +199,7 @@ function importClientJson(input: ServerFormInput & { client_json?: string }, red
     input.client_secret = c.clientSecret
     input.authorization_url = c.authorizationUrl
     input.token_url = c.tokenUrl
+    if (c.revocationUrl) input.revocation_url = c.revocationUrl
     if (!input.provider) input.provider = 'gmail'
     const warning = checkRedirectUriRegistered(c.redirectUris, redirectUri)
     return { notice: `Filled Client ID, Client Secret, Authorization Url and Token Url from the JSON${c.projectId ? ` of project ${c.projectId}` : ''}.${warning ? ` ${warning}` : ''}` }
