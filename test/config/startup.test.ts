@@ -63,6 +63,23 @@ describe('configuration at start', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
   })
 
+  it('when a second process opens the same SQLite database, then it is refused with a clear message', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-'))
+    const { openStorage } = await import('../../src/storage/database.ts')
+    const first = await openStorage(`sqlite:${path.join(dir, 'deskmail.sqlite')}`, { lock: true })
+    try {
+      const r = deskmail(['serve'], { DESKMAIL_DATA_DIR: dir, PORT: '0' })
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /^deskmail: another deskmail process \(pid \d+\) is using .*deskmail\.sqlite; SQLite mode runs one process/)
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+    } finally {
+      await first.close()
+    }
+    // Once the first process is gone, the lock is free again.
+    const again = await openStorage(`sqlite:${path.join(dir, 'deskmail.sqlite')}`, { lock: true })
+    await again.close()
+  })
+
   it('when asked for help, then every command describes itself', () => {
     const main = deskmail(['--help'], {})
     assert.equal(main.code, 0)
