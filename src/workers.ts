@@ -1,4 +1,7 @@
 import type { Services } from './services.ts'
+import { createOutboxSender } from './outbox/sender.ts'
+import { MailboxSupervisor } from './mailboxes/supervisor.ts'
+import { TokenRefresher } from './oauth/token-refresher.ts'
 
 export interface WorkerOptions {
   /** The most mailboxes this process holds at once. */
@@ -20,6 +23,11 @@ export interface BackgroundTask {
 
 /** Tasks register here as the modules that own them are wired (see `taskFactories`). */
 export const taskFactories: Array<(services: Services, opts: WorkerOptions) => BackgroundTask> = []
+taskFactories.push(createOutboxSender)
+taskFactories.push(
+  (services) => new TokenRefresher(services.credentials, services.logger.child({ component: 'token-refresher' })),
+  (services, opts) => new MailboxSupervisor(services, opts),
+)
 
 export async function startWorkers(services: Services, opts: Partial<WorkerOptions>): Promise<RunningWorkers> {
   const options: WorkerOptions = { concurrency: opts.concurrency ?? services.config.workerConcurrency, id: opts.id }

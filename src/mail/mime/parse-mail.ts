@@ -466,7 +466,9 @@ function buildParsedMail(input: Buffer, collected: Collected, limits: ParseLimit
   return mail
 }
 
-const commonCharsetLabel = /^(?:us-ascii|ascii|utf-?8|ks_c_5601-1987|iso-2022-jp.*|shift[-_]jis|cp\d+|windows-\d+)$/
+// Labels libmime decodes (some through its own tables), even where TextDecoder does not know them.
+const commonCharsetLabel =
+  /^(?:(?:us-)?ascii|utf-?8|ks_c_5601-1987|iso-2022-jp.*|shift[-_]jis|cp\d+|windows-\d+)$/
 
 /**
  * Whether a charset label is one a decoder knows. Only used for a warning: libmime decodes some

@@ -5,10 +5,7 @@ import { sendPage } from '../render.ts'
 /** Pages whose feature modules are not wired yet: present in the navigation, honest about it. */
 export async function placeholderRoutes(app: FastifyInstance) {
   const routes: Array<[string, string, 'requests' | 'admin', boolean]> = [
-    ['/requests', 'Requests', 'requests', false],
     ['/admin/support-channel/emails', 'Emails', 'admin', true],
-    ['/admin/support-channel/email-audit', 'Email Audit', 'admin', true],
-    ['/admin/workers', 'Workers', 'admin', true],
   ]
   for (const [url, title, section, admin] of routes) {
     if (app.hasRoute({ method: 'GET', url })) continue

@@ -41,6 +41,7 @@ ${opts.user
         <span class="menu-heading">Support Channel</span>
         <a href="/admin/support-channel/emails">Emails</a>
         <a href="/admin/support-channel/email-audit">Email Audit</a>
+        <a href="/admin/support-channel/outbox">Outbox</a>
         <span class="menu-heading">System</span>
         <a href="/admin/workers">Workers</a>
         <a href="/admin/api-tokens">API Tokens</a>
