@@ -36,7 +36,7 @@ export async function testMailConnection(
       }
     }
     if (server.protocol === 'pop3') {
-      const pop = await Pop3Client.connect({ host: server.host, port: server.port, security: server.security, servername: server.host })
+      const pop = await Pop3Client.connect({ host: server.host, port: server.port, security: server.security })
       try {
         if ('accessToken' in login) {
           // Microsoft wants the two-step form of AUTH XOAUTH2; Gmail and Dovecot take the initial response.

@@ -9,7 +9,7 @@ export type { Logger }
  */
 export const redactedPaths = [
   'accessToken', 'refreshToken', 'access_token', 'refresh_token', 'id_token', 'clientSecret', 'client_secret',
-  'password', 'code', 'code_verifier', 'codeVerifier', 'token', 'secret', 'state',
+  'password', 'code_verifier', 'codeVerifier', 'token', 'secret', 'authorizationCode',
   '*.accessToken', '*.refreshToken', '*.access_token', '*.refresh_token', '*.id_token', '*.clientSecret',
   '*.client_secret', '*.password', '*.code_verifier', '*.codeVerifier', '*.token', '*.secret',
   'req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'headers.authorization', 'headers.cookie',

@@ -1,3 +1,4 @@
+import net from 'node:net'
 import { ImapFlow } from 'imapflow'
 import type { ImapFlowOptions } from 'imapflow'
 import { mailConnectionError } from '../connection-errors.ts'
@@ -26,7 +27,8 @@ export async function connectImap(
     secure: server.security === 'tls',
     // `starttls` must never fall back to plain text; `none` is for loopback test servers only.
     doSTARTTLS: server.security === 'starttls' ? true : server.security === 'none' ? false : undefined,
-    servername: server.host,
+    // SNI takes host names only (RFC 6066 section 3); the certificate is verified against the host either way.
+    servername: net.isIP(server.host) ? undefined : server.host,
     auth: 'accessToken' in login ? { user: login.user, accessToken: login.accessToken } : { user: login.user, pass: login.password },
     logger: false,
     emitLogs: false,

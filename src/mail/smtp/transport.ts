@@ -1,3 +1,4 @@
+import net from 'node:net'
 import nodemailer from 'nodemailer'
 import type { Transporter } from 'nodemailer'
 import type { MailLogin, MailServerAddress } from '../imap/connect.ts'
@@ -19,7 +20,8 @@ export function createSmtpTransport(server: MailServerAddress, login: MailLogin,
       'accessToken' in login
         ? { type: 'OAuth2', user: login.user, accessToken: login.accessToken }
         : { type: 'login', user: login.user, pass: login.password },
-    tls: { servername: server.host },
+    // SNI takes host names only (RFC 6066 section 3); Node verifies the certificate against the host either way.
+    tls: net.isIP(server.host) ? {} : { servername: server.host },
     pool: opts.pool ?? false,
     maxConnections: 3,
     connectionTimeout: 15_000,

@@ -44,7 +44,7 @@ export class Pop3MailboxSync extends MailboxSession {
   private async connect(server: EmailServer): Promise<Pop3Client> {
     const credential = await this.deps.emailServers.credentialOf(server)
     return this.withFreshLogin(server, async (login) => {
-      const pop = await Pop3Client.connect({ host: server.host, port: server.port, security: server.security, servername: server.host })
+      const pop = await Pop3Client.connect({ host: server.host, port: server.port, security: server.security })
       try {
         if ('accessToken' in login) await pop.authenticateXOAuth2(login.user, login.accessToken, { style: pop3AuthStyle(credential?.provider) })
         else await pop.login(login.user, login.password)
