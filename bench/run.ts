@@ -31,18 +31,52 @@ import { largeMailFigures } from './figures/large-mail.ts'
 import { manyMailboxesFigures } from './figures/many-mailboxes.ts'
 import { profileIngest } from './figures/profile.ts'
 
-const runners: Array<{ key: string; run: FigureRunner; fallback: Array<Pick<Figure, 'id' | 'name' | 'unit' | 'better' | 'target'> & { baselineName: string }> }> = [
-  { key: 'ingest', run: ingestFigures, fallback: [{ id: 'ingest', name: 'Ingestion', unit: 'msg/s', better: 'higher', target: null, baselineName: 'imapflow download' }] },
-  { key: 'push', run: pushFigures, fallback: [{ id: 'push', name: 'Push latency', unit: 'ms', better: 'lower', target: null, baselineName: 'imapflow exists event' }] },
-  { key: 'idle', run: idleFigures, fallback: [{ id: 'idle', name: 'Idle sync cost', unit: 'commands', better: 'equal', target: null, baselineName: 'smaller mailbox' }] },
-  { key: 'large', run: largeMailFigures, fallback: [{ id: 'large', name: 'Large mail RSS growth', unit: 'MB', better: 'lower', target: null, baselineName: 'imapflow download' }] },
-  { key: 'many', run: manyMailboxesFigures, fallback: [{ id: 'many', name: 'Many mailboxes', unit: 'MB', better: 'lower', target: null, baselineName: 'plain imapflow IDLE connections' }] },
+type Fallback = Pick<Figure, 'id' | 'name' | 'unit' | 'better' | 'target'> & { baselineName: string }
+
+/** Placeholder figures (same ids as the real ones) for a runner that failed as a whole. */
+function fallbacks(ids: string[], name: string, unit: string, better: Figure['better'], baselineName: string): Fallback[] {
+  return ids.map((id) => ({ id, name: `${name} (${id})`, unit, better, target: null, baselineName }))
+}
+
+const runners: Array<{ key: string; run: FigureRunner; fallback: Fallback[] }> = [
+  {
+    key: 'ingest',
+    run: ingestFigures,
+    fallback: fallbacks(
+      ['ingest.sqlite.rate', 'ingest.sqlite.rss', 'ingest.postgres.rate', 'ingest.postgres.rss'],
+      'Ingestion',
+      'msg/s',
+      'higher',
+      'imapflow download',
+    ),
+  },
+  {
+    key: 'push',
+    run: pushFigures,
+    fallback: fallbacks(['push.p50', 'push.p95', 'push.p99'], 'Push latency', 'ms', 'lower', "imapflow 'exists'"),
+  },
+  {
+    key: 'idle',
+    run: idleFigures,
+    fallback: fallbacks(['idle.commands', 'idle.bytes', 'idle.time'], 'Idle sync', 'commands', 'equal', 'smaller mailbox'),
+  },
+  {
+    key: 'large',
+    run: largeMailFigures,
+    fallback: fallbacks(['large.rss-growth'], 'Large mail RSS growth', 'MB', 'lower', 'imapflow download'),
+  },
+  {
+    key: 'many',
+    run: manyMailboxesFigures,
+    fallback: fallbacks(['many.rss', 'many.cpu'], 'Many mailboxes', 'MB', 'lower', 'plain imapflow IDLE connections'),
+  },
 ]
 
 function parseArgs(argv: string[]) {
   const flags = new Set(argv.filter((a) => a.startsWith('--') && !a.includes('=')))
   const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',').filter(Boolean)
-  const unknown = argv.filter((a) => !['--quick', '--verbose', '--profile', '--help'].includes(a) && !a.startsWith('--only='))
+  const known = ['--quick', '--verbose', '--profile', '--help']
+  const unknown = argv.filter((a) => !known.includes(a) && !a.startsWith('--only='))
   if (unknown.length || flags.has('--help')) {
     console.log('usage: npm run bench -- [--quick] [--only=ingest,push,idle,large,many] [--profile] [--verbose]')
     process.exit(unknown.length ? 2 : 0)
@@ -60,7 +94,8 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2))
   const started = performance.now()
   const env = environment(args.quick ? 'quick' : 'full')
-  const log = (message: string) => console.error(`[bench +${((performance.now() - started) / 1000).toFixed(1)}s] ${message}`)
+  const log = (message: string) =>
+    console.error(`[bench +${((performance.now() - started) / 1000).toFixed(1)}s] ${message}`)
   log(`deskmail benchmarks (${env.mode}) on ${env.cores} cores, commit ${env.commit.slice(0, 12)}`)
 
   const world = await startWorld()
@@ -108,8 +143,14 @@ async function main(): Promise<number> {
     await stopWorld()
   }
 
-  const results: Results = { ...env, durationMs: performance.now() - started, loadAverageAtEnd: Math.round(os.loadavg()[0]! * 100) / 100, figures }
-  const file = path.join(benchDir, `results${args.quick ? '.quick' : ''}${args.only ? '.partial' : ''}.json`)
+  const results: Results = {
+    ...env,
+    durationMs: performance.now() - started,
+    loadAverageAtEnd: Math.round(os.loadavg()[0]! * 100) / 100,
+    figures,
+  }
+  const name = `results${args.quick ? '.quick' : ''}${args.only ? '.partial' : ''}.json`
+  const file = path.join(benchDir, name)
   fs.writeFileSync(file, JSON.stringify(results, null, 2) + '\n')
   console.log(header(results))
   console.log('')
@@ -117,7 +158,9 @@ async function main(): Promise<number> {
   console.log('')
   console.log(`written: ${path.relative(process.cwd(), file)}`)
   const failed = figures.filter((f) => f.error)
-  if (failed.length) console.error(`${failed.length} figure(s) could not be measured: ${failed.map((f) => f.id).join(', ')}`)
+  if (failed.length) {
+    console.error(`${failed.length} figure(s) could not be measured: ${failed.map((f) => f.id).join(', ')}`)
+  }
   return failed.length ? 1 : 0
 }
 

@@ -69,6 +69,8 @@ export async function startRuntime(
     async stop() {
       await workers?.stop()
       await app?.close()
+      // The parser pool's worker threads go with the pipeline.
+      await services.ingest.close()
       await storage.close()
     },
   }
