@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { Db } from '../storage/database.ts'
 import type { Credential, EmailServer, ServerStatus } from '../storage/schema.ts'
 import type { SecretBox } from '../shared/secret-box.ts'
@@ -50,6 +51,12 @@ export const statusLabels: Record<ServerStatus, string> = {
  * and the connection test. Web routes and workers call this, never the tables directly.
  */
 export class EmailServerService {
+  /**
+   * 'change' after a server is created, edited, enabled, disabled, deleted or newly connected, so
+   * that a supervisor in this process picks it up at once instead of at its next heartbeat.
+   */
+  readonly changes = new EventEmitter()
+
   constructor(
     private readonly db: Db,
     private readonly secrets: SecretBox,
@@ -152,6 +159,7 @@ export class EmailServerService {
       return row
     })
     this.logger.info({ serverId: server.id, direction: v.direction, protocol: v.protocol, provider: v.provider }, 'email server created')
+    this.changes.emit('change', server.id)
     return server
   }
 
@@ -223,6 +231,7 @@ export class EmailServerService {
         .where('id', '=', id)
         .execute()
     })
+    this.changes.emit('change', id)
     return { reauthorize }
   }
 
@@ -249,6 +258,7 @@ export class EmailServerService {
       .where('id', '=', id)
       .execute()
     if (enabled) await this.refreshStatusFromCredential(id)
+    this.changes.emit('change', id)
   }
 
   /** Other servers that use the same OAuth client and account (revoking one token revokes the grant for all). */
@@ -278,6 +288,7 @@ export class EmailServerService {
   async delete(id: number): Promise<{ revoked: boolean; revokeError?: string }> {
     const s = await this.get(id)
     await this.db.deleteFrom('email_servers').where('id', '=', id).execute()
+    this.changes.emit('change', id)
     await this.db.deleteFrom('mailbox_leases').where('server_id', '=', id).execute()
     await this.db.deleteFrom('oauth_authorizations').where('server_id', '=', id).execute()
     if (!s.credential_id) return { revoked: false }
@@ -337,6 +348,7 @@ export class EmailServerService {
       })
       .where('id', '=', id)
       .execute()
+    if (result.ok && s.status !== 'connected') this.changes.emit('change', id)
   }
 
   /** Mirrors a credential problem (needs re-authorization) into the server's status. */

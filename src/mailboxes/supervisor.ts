@@ -85,11 +85,31 @@ export class MailboxSupervisor implements BackgroundTask {
     this.log.info({ concurrency: this.concurrency, leaseSeconds: this.services.config.leaseSeconds, heartbeatSeconds: this.services.config.heartbeatSeconds }, 'mailbox supervisor started')
     await this.runTick()
     this.schedule()
+    this.services.emailServers.changes.on('change', this.nudge)
   }
+
+  /**
+   * A server was added, connected, edited or switched on or off in this process: run a heartbeat now
+   * rather than up to `heartbeatSeconds` later (other processes still see it at their next heartbeat).
+   */
+  private readonly nudge = (): void => {
+    if (this.stopping || this.nudged) return
+    this.nudged = true
+    setTimeout(() => {
+      this.nudged = false
+      if (this.stopping) return
+      clearTimeout(this.timer)
+      Promise.resolve(this.ticking)
+        .then(() => (this.stopping ? undefined : this.runTick()))
+        .finally(() => this.schedule())
+    }, 50)
+  }
+  private nudged = false
 
   async stop(): Promise<void> {
     if (this.stopping) return
     this.stopping = true
+    this.services.emailServers.changes.off('change', this.nudge)
     clearTimeout(this.timer)
     await this.ticking
     await this.registry.markStopping(this.workerId).catch(() => {})
@@ -109,6 +129,8 @@ export class MailboxSupervisor implements BackgroundTask {
 
   private schedule(): void {
     if (this.stopping) return
+    // One pending heartbeat at a time, whoever (timer or nudge) scheduled it last.
+    clearTimeout(this.timer)
     this.timer = setTimeout(() => {
       this.runTick().finally(() => this.schedule())
     }, this.heartbeatMs)

@@ -25,6 +25,7 @@ if (serverForm) {
     const before = previous
     previous = preset
     if (!preset) return
+    showProviderOnly()
     if (preset.id === 'custom') {
       // Custom: the admin types everything; clear what the previous preset filled in, keep what they typed.
       if (!before) return
@@ -32,7 +33,8 @@ if (serverForm) {
       for (const [name, value] of Object.entries(filled)) if ($(name).value === value) $(name).value = ''
       return
     }
-    const tenantUrl = (url) => url
+    const tenant = ($('tenant')?.value || '').trim() || (preset.tenant && preset.tenant.default) || 'common'
+    const tenantUrl = (url) => (preset.tenant ? url.replace(/\/(common|organizations|consumers|[^/]+)\/oauth2\/v2\.0\//, `/${encodeURIComponent(tenant)}/oauth2/v2.0/`) : url)
     $('authorization_url').value = tenantUrl(preset.authorizationUrl)
     $('token_url').value = tenantUrl(preset.tokenUrl)
     $('revocation_url').value = preset.revocationUrl || ''
@@ -48,7 +50,12 @@ if (serverForm) {
     const kind = $('auth_type').value
     for (const el of serverForm.querySelectorAll('[data-auth]')) el.hidden = el.dataset.auth !== kind
   }
+  const showProviderOnly = () => {
+    for (const el of serverForm.querySelectorAll('[data-provider-only]')) el.hidden = el.dataset.providerOnly !== $('provider')?.value
+  }
   $('provider')?.addEventListener('change', applyPreset)
+  $('tenant')?.addEventListener('change', applyPreset)
+  showProviderOnly()
   $('protocol')?.addEventListener('change', () => {
     const preset = presets.find((p) => p.id === $('provider').value)
     if (preset && preset.id !== 'custom') applyPreset()

@@ -127,6 +127,9 @@ ${p.notice ? html`<div class="flash flash-info" role="status">${p.notice}</div>`
       error: e.provider,
       hint: 'Fills Authorization Url, Token Url, Scope, Host, Port and Security.',
     })}
+    <div class="tenant-field" data-provider-only="microsoft365">
+    ${field({ label: 'Tenant', name: 'tenant', value: v.tenant || 'common', error: e.tenant, hint: 'Microsoft 365 only: common, organizations, your tenant ID or your domain. Fills the two URLs.' })}
+    </div>
     <div class="redirect-uri card">
       <strong>Redirect URI</strong>
       <p><code id="redirect-uri">${p.redirectUri}</code> <button type="button" class="copy" data-copy="#redirect-uri">Copy</button></p>
