@@ -4,7 +4,7 @@ import type { Credential, EmailServer, ServerStatus } from '../storage/schema.ts
 import type { SecretBox } from '../shared/secret-box.ts'
 import type { Logger } from '../shared/logger.ts'
 import { AppError, isAppError } from '../shared/errors.ts'
-import type { CredentialStore } from '../oauth/credential-store.ts'
+import type { ClientRegistration, CredentialStore } from '../oauth/credential-store.ts'
 import { testMailConnection } from './connection-test.ts'
 import type { ConnectionTestResult } from './connection-test.ts'
 import { validateServerForm } from './form.ts'
@@ -107,17 +107,7 @@ export class EmailServerService {
     if (v.authType === 'oauth2') {
       credentialId = v.useIncomingAuthorization
         ? (await this.get(v.useIncomingAuthorization)).credential_id
-        : await this.credentials.create({
-            provider: v.provider,
-            clientId: v.clientId,
-            clientSecret: v.clientSecret,
-            authMethod: 'client_secret_post',
-            authorizationUrl: v.authorizationUrl,
-            tokenUrl: v.tokenUrl,
-            revocationUrl: v.revocationUrl,
-            issuer: v.issuer,
-            scope: v.scope,
-          })
+        : await this.credentials.create(clientRegistration(v))
     }
     const server = await this.db.transaction().execute(async (trx) => {
       if (v.isDefault && v.direction === 'outgoing') await trx.updateTable('email_servers').set({ is_default: 0 }).where('direction', '=', 'outgoing').execute()
@@ -172,28 +162,9 @@ export class EmailServerService {
       if (v.useIncomingAuthorization) {
         credentialId = (await this.get(v.useIncomingAuthorization)).credential_id
       } else if (credentialId && !(await this.sharesCredentialAsBorrower(current))) {
-        ;({ reauthorize } = await this.credentials.updateClient(credentialId, {
-          provider: v.provider,
-          clientId: v.clientId,
-          clientSecret: v.clientSecret,
-          authorizationUrl: v.authorizationUrl,
-          tokenUrl: v.tokenUrl,
-          revocationUrl: v.revocationUrl,
-          issuer: v.issuer,
-          scope: v.scope,
-        }))
+        ;({ reauthorize } = await this.credentials.updateClient(credentialId, clientRegistration(v)))
       } else {
-        credentialId = await this.credentials.create({
-          provider: v.provider,
-          clientId: v.clientId,
-          clientSecret: v.clientSecret,
-          authMethod: 'client_secret_post',
-          authorizationUrl: v.authorizationUrl,
-          tokenUrl: v.tokenUrl,
-          revocationUrl: v.revocationUrl,
-          issuer: v.issuer,
-          scope: v.scope,
-        })
+        credentialId = await this.credentials.create(clientRegistration(v))
         reauthorize = true
       }
     }
@@ -367,6 +338,21 @@ export class EmailServerService {
 
   credentialOf(server: EmailServer): Promise<Credential | undefined> {
     return server.credential_id ? this.credentials.get(server.credential_id) : Promise.resolve(undefined)
+  }
+}
+
+/** The OAuth client registration the form describes (client_secret_post: RFC 6749 2.3.1, the providers' default). */
+function clientRegistration(v: ServerFormValues): ClientRegistration {
+  return {
+    provider: v.provider,
+    clientId: v.clientId,
+    clientSecret: v.clientSecret,
+    authMethod: 'client_secret_post',
+    authorizationUrl: v.authorizationUrl,
+    tokenUrl: v.tokenUrl,
+    revocationUrl: v.revocationUrl,
+    issuer: v.issuer,
+    scope: v.scope,
   }
 }
 

@@ -2,8 +2,9 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Page } from 'playwright-core'
 import { launchBrowser } from '../harness/browser.ts'
+import { consentAtProvider, signInInBrowser } from '../support/browser-flow.ts'
 import type { TestBrowser } from '../harness/browser.ts'
-import { ADMIN, startTestApp } from '../support/app.ts'
+import { startTestApp } from '../support/app.ts'
 import type { TestApp } from '../support/app.ts'
 import { CLIENT, registerDeskmail, startMailWorld } from '../support/mail-world.ts'
 import type { MailWorld } from '../support/mail-world.ts'
@@ -29,28 +30,12 @@ describe('Outgoing Email Servers in Chromium', () => {
     await world?.stop()
   })
 
-  /** The stand-in's login and consent pages (oidc-provider devInteractions). */
-  async function consentAtProvider(login: string) {
-    await page.waitForURL((u) => u.toString().startsWith(world.oauth.issuer))
-    for (let step = 0; step < 4 && page.url().startsWith(world.oauth.issuer); step++) {
-      if (await page.locator('input[name="login"]').count()) {
-        await page.locator('input[name="login"]').fill(login)
-        await page.locator('input[name="password"]').fill('any password')
-      }
-      const here = page.url()
-      await page.locator('button[type="submit"]').first().click()
-      await page.waitForURL((u) => u.toString() !== here)
-    }
-    await page.waitForURL((u) => u.toString().startsWith(app.url))
-  }
+  const consent = (login: string) => consentAtProvider(page, world.oauth.issuer, app.url, login)
+
 
   it('when the admin adds an outgoing server with OAuth, consents, and sends a test email, then the SMTP server receives it authenticated with a valid token', async () => {
     const from = 'outgoing-desk@example.test'
-    await page.goto(`${app.url}/login`)
-    await page.getByLabel('Email', { exact: true }).fill(ADMIN.email)
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN.password)
-    await page.getByRole('button', { name: 'Sign in' }).click()
-    await page.waitForURL(`${app.url}/requests`)
+    await signInInBrowser(page, app.url)
 
     await page.goto(`${app.url}/admin/support-channel/emails`)
     await page.getByRole('tab', { name: 'Outgoing Email Servers' }).click()
@@ -68,7 +53,7 @@ describe('Outgoing Email Servers in Chromium', () => {
     await page.getByLabel('Token Url', { exact: true }).fill(world.oauth.tokenUrl)
     await page.getByLabel('Scope', { exact: true }).fill('https://mail.google.com/ openid email')
     await page.getByRole('button', { name: 'Save' }).click()
-    await consentAtProvider(from)
+    await consent(from)
     await page.waitForURL(`${app.url}/admin/support-channel/emails/outgoing`)
     const row = page.locator('tr', { hasText: from })
     assert.equal((await row.locator('.status').textContent())?.trim(), 'Connected')

@@ -5,8 +5,9 @@ import os from 'node:os'
 import path from 'node:path'
 import type { Page } from 'playwright-core'
 import { launchBrowser } from '../harness/browser.ts'
+import { consentAtProvider, signInInBrowser } from '../support/browser-flow.ts'
 import type { TestBrowser } from '../harness/browser.ts'
-import { ADMIN, startTestApp } from '../support/app.ts'
+import { startTestApp } from '../support/app.ts'
 import type { TestApp } from '../support/app.ts'
 import { CLIENT, registerDeskmail, startMailWorld } from '../support/mail-world.ts'
 import type { MailWorld } from '../support/mail-world.ts'
@@ -30,21 +31,8 @@ describe('admin flow in Chromium', () => {
     await world?.stop()
   })
 
-  /** The stand-in's login and consent pages (oidc-provider devInteractions). */
-  async function consentAtProvider(login: string) {
-    await page.waitForURL((u) => u.toString().startsWith(world.oauth.issuer))
-    // The provider shows its login page only without a session of its own, then the consent page.
-    for (let step = 0; step < 4 && page.url().startsWith(world.oauth.issuer); step++) {
-      if (await page.locator('input[name="login"]').count()) {
-        await page.locator('input[name="login"]').fill(login)
-        await page.locator('input[name="password"]').fill('any password')
-      }
-      const here = page.url()
-      await page.locator('button[type="submit"]').first().click()
-      await page.waitForURL((u) => u.toString() !== here)
-    }
-    await page.waitForURL((u) => u.toString().startsWith(app.url))
-  }
+  const consent = (login: string) => consentAtProvider(page, world.oauth.issuer, app.url, login)
+
 
   /** A fresh sign-in at the provider (its cookies are `_session`, `_interaction`...), as when the admin picks the mailbox's account. */
   const forgetProviderSession = () => browser.context.clearCookies({ name: /^_/ })
@@ -52,11 +40,7 @@ describe('admin flow in Chromium', () => {
   const row = (mailbox: string) => page.locator('tr', { hasText: mailbox })
 
   it('when the admin signs in, then the portal opens on Requests', async () => {
-    await page.goto(`${app.url}/login`)
-    await page.getByLabel('Email', { exact: true }).fill(ADMIN.email)
-    await page.getByLabel('Password', { exact: true }).fill(ADMIN.password)
-    await page.getByRole('button', { name: 'Sign in' }).click()
-    await page.waitForURL(`${app.url}/requests`)
+    await signInInBrowser(page, app.url)
     assert.equal(await page.getByRole('link', { name: 'Requests' }).count() > 0, true)
   })
 
@@ -83,7 +67,7 @@ describe('admin flow in Chromium', () => {
       await page.getByLabel('Scope', { exact: true }).fill('https://mail.google.com/ openid email')
       await forgetProviderSession()
       await page.getByRole('button', { name: 'Save' }).click()
-      await consentAtProvider(mailbox)
+      await consent(mailbox)
       await page.waitForURL(`${app.url}/admin/support-channel/emails`)
       await row(mailbox).locator('.status').waitFor()
       assert.equal((await row(mailbox).locator('.status').textContent())?.trim(), 'Connected')
@@ -102,7 +86,7 @@ describe('admin flow in Chromium', () => {
     assert.equal((await row(mailbox).locator('.status').textContent())?.trim(), 'Needs re-authorization')
     await forgetProviderSession()
     await row(mailbox).getByRole('button', { name: 'Reconnect' }).click()
-    await consentAtProvider(mailbox)
+    await consent(mailbox)
     await page.waitForURL(`${app.url}/admin/support-channel/emails`)
     assert.equal((await row(mailbox).locator('.status').textContent())?.trim(), 'Connected')
   })
