@@ -10,6 +10,8 @@ command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot
 [ -x /usr/sbin/dovecot ] && { [ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d); }
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# fetchmail is the peer the benchmark compares against (the suite runs the quick benchmark).
+command -v fetchmail >/dev/null 2>&1 || need+=(fetchmail)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test/run.sh: installing ${need[*]}"
   apt-get update -qq

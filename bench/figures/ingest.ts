@@ -130,6 +130,8 @@ export async function ingestFigures(ctx: RunContext): Promise<Figure[]> {
           firstCommitMs: round(p.firstCommitMs, 0),
           steadyRate: round(p.steadyRate, 0),
           cpuPercentOfOneCore: round(p.cpu.percentOfOneCore, 0),
+          cpuMsPerMessage: round(p.cpu.cpuMs / p.messages, 2),
+          mainThreadBusy: round(p.mainThreadBusy, 2),
           outcomes: p.outcomes,
           requests: p.requests,
           inboundRows: p.inboundRows,

@@ -69,18 +69,24 @@ export async function pushFigures(ctx: RunContext): Promise<Figure[]> {
     const committedAt = new Map(result.commits.map((c) => [c.messageId, c.at]))
     const product: number[] = []
     const baseline: number[] = []
+    // Per message: how long after a bare client could know of it was it committed.
+    const afterExists: number[] = []
     delivered.forEach((d, i) => {
       const at = committedAt.get(d.messageId)
       if (at === undefined) throw new Error(`message ${d.messageId} was never committed`)
       product.push(at - d.at)
       // The first EXISTS that counts this message (one notification may cover several).
       const seen = existsEvents.find((e) => e.count >= startCount + i + 1)
-      if (seen) baseline.push(seen.at - d.at)
+      if (seen) {
+        baseline.push(seen.at - d.at)
+        afterExists.push(at - seen.at)
+      }
     })
     const details = {
       messages: count,
       product: mapValues(summary(product)),
       imapflowExists: mapValues(summary(baseline)),
+      commitAfterExists: mapValues(summary(afterExists)),
       existsMissed: count - baseline.length,
       batches: result.batches,
       dialect: 'sqlite',

@@ -33,6 +33,8 @@ export interface IngestProductResult {
   atPeak: MemoryBreakdown
   startRssMb: number
   cpu: { cpuMs: number; wallMs: number; percentOfOneCore: number }
+  /** Event-loop utilization of the main thread over the run (1 = never idle: it is the bottleneck). */
+  mainThreadBusy: number
   outcomes: Record<string, number>
   requests: number
   inboundRows: number
@@ -48,11 +50,13 @@ export async function run(args: IngestProductArgs): Promise<IngestProductResult>
     const startRssMb = process.memoryUsage.rss() / 1024 / 1024
     const rss = new RssSampler(20).start()
     const cpu = new CpuMeter()
+    const elu = performance.eventLoopUtilization()
     const t0 = nowMs()
     await product.startWorkers()
     await product.inst.waitForCommits(args.expected, args.timeoutMs)
     const t1 = nowMs()
     const cpuUsed = cpu.read()
+    const mainThreadBusy = performance.eventLoopUtilization(elu).utilization
     const rssStats = rss.stop()
     const peak = Math.max(peakRssMb(), rssStats.maxMb)
     await product.stopWorkers()
@@ -78,6 +82,7 @@ export async function run(args: IngestProductArgs): Promise<IngestProductResult>
       atPeak: rssStats.atMax,
       startRssMb,
       cpu: cpuUsed,
+      mainThreadBusy,
       outcomes,
       requests: Number(requests.n),
       inboundRows: Number(inbound.n),
