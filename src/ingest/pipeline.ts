@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import type { Insertable, Kysely, Transaction } from 'kysely'
 import { createParserPool } from '../mail/mime/parser-pool.ts'
 import type { ParserPool, ParserPoolOptions } from '../mail/mime/parser-pool.ts'
-import type { ParsedMail } from '../mail/mime/types.ts'
+import { prepareSafeHtml, resolveCidPlaceholders } from '../mail/mime/safe-html.ts'
+import type { ParsedMail, SafeHtml } from '../mail/mime/types.ts'
 import { AppError, isAppError } from '../shared/errors.ts'
 import type { Logger } from '../shared/logger.ts'
 import type { Metrics } from '../shared/metrics.ts'
@@ -24,7 +25,6 @@ import { createContext, ingestDecision } from './context.ts'
 import type { IngestContext, IngestDecision, IngestFilter, IngestMailbox } from './context.ts'
 import { ingestFilters, runIngestFilters, subjectRequestNumber } from './filters/index.ts'
 import { BatchLookups, LookupFailure } from './lookups.ts'
-import { sanitizeMailHtml } from './sanitize-html.ts'
 
 export interface RawMessage {
   /** Where the message came from, unique per server: `imap:<uidvalidity>:<uid>` or `pop3:<uidl>`. */
@@ -89,10 +89,7 @@ const maxReasonLength = 500
 interface Prepared {
   mail: ParsedMail
   /** Sanitized HTML whose `cid:` images point at placeholder URLs until the attachment ids are known. */
-  html?: string
-  /** The message's placeholder token (see `prepareParsed`). */
-  token: string
-  remoteImages: number
+  safeHtml?: SafeHtml
 }
 
 interface Item {
@@ -211,6 +208,15 @@ export class IngestPipeline {
    */
   onNewRequest(listener: NewRequestListener): void {
     this.listeners.push(listener)
+  }
+
+  /**
+   * Starts the parser pool if it is not running yet. Workers take a few hundred milliseconds to
+   * load the parser; a mailbox session calls this before it connects, so that they are ready by
+   * the time the first batch has been fetched. Idempotent.
+   */
+  warmUp(): void {
+    if (!this.closed) this.parser()
   }
 
   /** Parses one raw message on the pool (for re-rendering a stored message). */
@@ -361,27 +367,28 @@ export class IngestPipeline {
   }
 
   /**
-   * Parses on the pool and sanitizes on this thread as each parse resolves, so that both cores
-   * parse while this one sanitizes. A transient pool failure fails the batch (the mail is fine;
-   * the machine is not); anything else about one message quarantines that message.
+   * Parses and sanitizes on the pool (both cores; this thread keeps the IMAP connection and the
+   * database). A transient pool failure fails the batch (the mail is fine; the machine is not);
+   * anything else about one message quarantines that message.
    */
   private async prepareAll(items: Item[]): Promise<void> {
     if (items.length === 0) return
-    const nonce = randomBytes(12).toString('hex')
     const pool = this.parser()
     let transient: AppError | undefined
     await Promise.all(
       items.map(async (item) => {
         let mail: ParsedMail
         try {
-          mail = await pool.parse(item.raw)
+          mail = await pool.parse(item.raw, { sanitizeHtml: true })
         } catch (err) {
           if (isAppError(err) && err.transient) transient ??= err
           else item.failure = errorReason(err)
           return
         }
         try {
-          item.prepared = prepareParsed(mail, `${nonce}-${item.index}`)
+          // A pool passed in by the caller may not sanitize: then it happens here.
+          const safeHtml = mail.safeHtml ?? prepareSafeHtml(mail)
+          item.prepared = safeHtml === undefined ? { mail } : { mail, safeHtml }
         } catch (err) {
           item.failure = `the HTML body cannot be sanitized: ${(err as Error)?.message ?? String(err)}`
         }
@@ -506,8 +513,8 @@ export class IngestPipeline {
     const messageRowId = pools.messageIds.take()
     const attachmentRowIds = pools.attachmentIds.takeMany(mail.attachments.length)
     const url = (i: number) => attachmentUrl(requestId, attachmentRowIds[i]!)
-    const { html: preparedHtml, token } = item.prepared!
-    const html = preparedHtml === undefined ? null : resolvePlaceholders(preparedHtml, token, url)
+    const safeHtml = item.prepared!.safeHtml
+    const html = safeHtml === undefined ? null : resolveCidPlaceholders(safeHtml, url)
 
     const message: Insertable<MessagesTable> = {
       id: messageRowId,
@@ -525,7 +532,7 @@ export class IngestPipeline {
       subject: dbText(mail.subject) || null,
       text_body: dbText(mail.text) ?? null,
       html_body: dbText(html),
-      remote_images: item.prepared!.remoteImages,
+      remote_images: safeHtml?.blockedRemoteImages ?? 0,
       flags: formatMessageFlags(flags),
       author_user_id: null,
       delivery_status: 'received',
@@ -711,28 +718,6 @@ function quarantine(item: Item, reason: string): Plan {
     ...(item.prepared ? { mail: item.prepared.mail } : {}),
     attachments: [],
   }
-}
-
-/**
- * Sanitizes the HTML before the transaction (it costs about one HTML parse, and here it overlaps
- * with the pool parsing the rest of the batch). `cid:` images get a placeholder URL
- * `/deskmail-cid-<token>-<attachment index>.x`, unguessable (a random nonce per batch), replaced
- * by the attachment's real URL once its id is reserved.
- */
-function prepareParsed(mail: ParsedMail, token: string): Prepared {
-  if (mail.html === undefined) return { mail, token, remoteImages: 0 }
-  const cidMap: Record<string, string> = {}
-  mail.attachments.forEach((a, i) => {
-    if (a.contentId !== undefined && !Object.hasOwn(cidMap, a.contentId)) cidMap[a.contentId] = `/deskmail-cid-${token}-${i}.x`
-  })
-  const { html, blockedRemoteImages } = sanitizeMailHtml(mail.html, { cidMap, allowRemoteImages: false })
-  return { mail, html, token, remoteImages: blockedRemoteImages }
-}
-
-function resolvePlaceholders(html: string, token: string, url: (attachmentIndex: number) => string): string {
-  if (!html.includes('/deskmail-cid-')) return html
-  const pattern = new RegExp(`/deskmail-cid-${token}-(\\d+)\\.x`, 'g')
-  return html.replace(pattern, (_m, i: string) => url(Number(i)))
 }
 
 /** What the agent sees on the bounced message: the DSN's diagnostic, else its status (RFC 3464 2.3). */

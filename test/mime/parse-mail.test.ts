@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { isAppError } from '../../src/shared/errors.ts'
 import { parseMail } from '../../src/mail/mime/parse-mail.ts'
+import { resolveCidPlaceholders } from '../../src/mail/mime/safe-html.ts'
+import { sanitizeMailHtml } from '../../src/ingest/sanitize-html.ts'
 import { expected, fixtureNames, loadFixture } from '../fixtures/mail/corpus.ts'
 import { assertParsed } from './assert-parsed.ts'
+import { mailWithAttachment } from './mail-builders.ts'
 
 describe('parseMail on the fixture corpus', () => {
   for (const name of fixtureNames) {
@@ -26,6 +30,65 @@ describe('parseMail on the fixture corpus', () => {
 })
 
 describe('parseMail results', () => {
+  it('when a mail carries a 3 MB attachment, then its bytes, size and sha256 are exact and it owns its buffer', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17)
+    const mail = await parseMail(mailWithAttachment(data))
+    assert.equal(mail.text?.trim(), 'Scans attached.')
+    assert.equal(mail.attachments.length, 1)
+    const [attachment] = mail.attachments
+    assert.equal(attachment!.size, data.length)
+    assert.ok(Buffer.from(attachment!.content).equals(data))
+    assert.equal(attachment!.sha256, createHash('sha256').update(data).digest('hex'))
+    assert.equal(attachment!.content.byteOffset, 0)
+    assert.equal(attachment!.content.byteLength, attachment!.content.buffer.byteLength)
+    assert.equal(mail.warnings.length, 0, mail.warnings.join('; '))
+  })
+
+  it('when the raw message lives in a SharedArrayBuffer, then it parses the same and is left unchanged', async () => {
+    const raw = mailWithAttachment(randomBytes(200_000))
+    const shared = Buffer.from(new SharedArrayBuffer(raw.length))
+    raw.copy(shared)
+    const [fromShared, fromPlain] = await Promise.all([parseMail(shared), parseMail(raw)])
+    assert.deepEqual(fromShared.attachments.map((a) => a.sha256), fromPlain.attachments.map((a) => a.sha256))
+    assert.equal(fromShared.text, fromPlain.text)
+    assert.ok(shared.equals(raw))
+  })
+
+  it('when parsed with sanitizeHtml, then safeHtml is the sanitized body and its cid: placeholders resolve to attachment URLs', async () => {
+    const raw = loadFixture('alternative-inline-image.eml')
+    const mail = await parseMail(raw, { sanitizeHtml: true })
+    const safe = mail.safeHtml
+    assert.ok(safe, 'safeHtml is set')
+    assert.match(safe.token, /^[0-9a-f]{24}$/)
+    const index = mail.attachments.findIndex((a) => a.contentId === 'shot123@customer.example')
+    assert.ok(index >= 0)
+    const url = (i: number) => `/requests/7/attachments/${100 + i}`
+    const direct = sanitizeMailHtml(mail.html!, { cidMap: { 'shot123@customer.example': url(index) }, allowRemoteImages: false })
+    assert.equal(resolveCidPlaceholders(safe, url), direct.html)
+    assert.equal(safe.blockedRemoteImages, direct.blockedRemoteImages)
+    // Each parse draws its own token, so a sender cannot write a working placeholder.
+    const again = await parseMail(raw, { sanitizeHtml: true })
+    assert.notEqual(again.safeHtml!.token, safe.token)
+    assert.equal((await parseMail(raw)).safeHtml, undefined)
+  })
+
+  it('when a sender writes a placeholder-looking URL into the HTML, then it is not turned into an attachment URL', async () => {
+    const raw = Buffer.from(
+      [
+        'From: Eve <eve@attacker.example>',
+        'Subject: fake placeholder',
+        'MIME-Version: 1.0',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        '<img src="/deskmail-cid-0123456789abcdef01234567-0.x"><a href="https://x.example/deskmail-cid-00-0.x">x</a>',
+        '',
+      ].join('\r\n'),
+    )
+    const mail = await parseMail(raw, { sanitizeHtml: true })
+    const html = resolveCidPlaceholders(mail.safeHtml!, () => '/requests/1/attachments/1')
+    assert.doesNotMatch(html, /attachments/)
+  })
+
   it('when a parsed mail is structured-cloned, then nothing is lost (it can cross worker threads)', async () => {
     for (const name of ['alternative-inline-image.eml', 'dsn-bounce.eml', 'hostile-attachment-names.eml']) {
       const mail = await parseMail(loadFixture(name))

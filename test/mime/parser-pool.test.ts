@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
 import { after, describe, it } from 'node:test'
 import { parseMail } from '../../src/mail/mime/parse-mail.ts'
 import { createParserPool } from '../../src/mail/mime/parser-pool.ts'
@@ -6,6 +7,7 @@ import type { ParserPool } from '../../src/mail/mime/parser-pool.ts'
 import { isAppError } from '../../src/shared/errors.ts'
 import { expected, fixtureNames, loadFixture } from '../fixtures/mail/corpus.ts'
 import { assertParsed } from './assert-parsed.ts'
+import { mailWithAttachment } from './mail-builders.ts'
 
 const misbehavingWorker = new URL('./misbehaving-parser-worker.ts', import.meta.url)
 
@@ -83,6 +85,46 @@ describe('parser pool', () => {
       ['message 1', 'message 3', 'message 4'],
     )
     assert.equal(parsers.stats().replaced, 1)
+  })
+
+  it('when hundreds of messages are queued and one crashes its worker, then only that one rejects and every other gets its own result', async () => {
+    const parsers = pool({ size: 1, workerUrl: misbehavingWorker })
+    const results = await Promise.allSettled(
+      Array.from({ length: 300 }, (_, i) => parsers.parse(testMail(i === 150 ? 'exit' : undefined, i))),
+    )
+    results.forEach((result, i) => {
+      if (i === 150) {
+        assert.equal(result.status, 'rejected')
+        isUnparseable(/crashed/)((result as PromiseRejectedResult).reason)
+      } else {
+        assert.equal(result.status, 'fulfilled', `message ${i}`)
+        assert.equal((result as PromiseFulfilledResult<{ subject: string }>).value.subject, `message ${i}`)
+      }
+    })
+    assert.equal(parsers.stats().replaced, 1)
+  })
+
+  it('when the raw message is in a SharedArrayBuffer, then the worker reads it in place and the bytes stay as they were', async () => {
+    const parsers = pool({ size: 1 })
+    const data = randomBytes(2 * 1024 * 1024)
+    const raw = mailWithAttachment(data)
+    const shared = Buffer.from(new SharedArrayBuffer(raw.length))
+    raw.copy(shared)
+    const mail = await parsers.parse(shared, { transfer: true })
+    assert.equal(mail.attachments[0]!.sha256, createHash('sha256').update(data).digest('hex'))
+    assert.ok(Buffer.from(mail.attachments[0]!.content).equals(data))
+    assert.equal(shared.byteLength, raw.length, 'shared memory is never detached')
+    assert.ok(shared.equals(raw))
+  })
+
+  it('when sanitizeHtml is asked for, then the worker returns the sanitized body with the raw one', async () => {
+    const parsers = pool({ size: 1 })
+    const raw = loadFixture('alternative-inline-image.eml')
+    const [sanitized, plain] = await Promise.all([parsers.parse(raw, { sanitizeHtml: true }), parsers.parse(raw)])
+    assert.ok(sanitized.safeHtml)
+    assert.match(sanitized.safeHtml.html, /^<p>See the screenshot below.<\/p><img alt="screenshot" src="\/deskmail-cid-[0-9a-f]{24}-0\.x" \/>/)
+    assert.equal(sanitized.html, plain.html)
+    assert.equal(plain.safeHtml, undefined)
   })
 
   it('when a message throws an uncaught error in its worker, then that message rejects with the error', async () => {

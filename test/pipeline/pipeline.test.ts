@@ -3,6 +3,8 @@ import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import type { IngestFilter } from '../../src/ingest/context.ts'
 import { ingestFilters } from '../../src/ingest/filters/index.ts'
+import { parseMail } from '../../src/mail/mime/parse-mail.ts'
+import type { ParserPool } from '../../src/mail/mime/parser-pool.ts'
 import type { NewRequestEvent } from '../../src/ingest/pipeline.ts'
 import { isAppError } from '../../src/shared/errors.ts'
 import { dialects } from '../support/dialects.ts'
@@ -346,6 +348,41 @@ for (const dialect of dialects) {
       assert.ok(message!.html_body!.includes(`src="/requests/${out!.requestId}/attachments/${logo.id}"`), message!.html_body!)
       assert.doesNotMatch(message!.html_body!, /script|onclick|javascript:|tracker\.example|deskmail-cid/i)
       assert.equal(message!.remote_images, 1)
+    })
+
+    it('when the parser does not sanitize (a pool passed in), then the HTML is sanitized here with cid: images resolved the same way', async () => {
+      const inProcess: ParserPool = {
+        parse: (bytes) => parseMail(bytes),
+        close: async () => {},
+        stats: () => ({ workers: 0, busy: 0, queued: 0, replaced: 0 }),
+      }
+      const pipeline = world.another({ parser: inProcess })
+      const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex')
+      const body = [
+        '--rel',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        '<p onclick="steal()">Hi</p><img src="cid:mark@customer.example"><img src="https://tracker.example/p.gif">',
+        '--rel',
+        'Content-Type: image/png; name="mark.png"',
+        'Content-ID: <mark@customer.example>',
+        'Content-Transfer-Encoding: base64',
+        '',
+        png.toString('base64'),
+        '--rel--',
+      ].join('\r\n')
+      const message = mail({ subject: 'Mark', contentType: 'multipart/related; boundary="rel"', body })
+      const [out] = await pipeline.ingestBatch(world.server, [raw(message)])
+      assert.equal(out!.outcome, 'new_request')
+      const [stored] = await messagesOf(world, out!.requestId!)
+      const [mark] = await world.storage.db
+        .selectFrom('attachments')
+        .selectAll()
+        .where('message_id', '=', stored!.id)
+        .execute()
+      assert.ok(stored!.html_body!.includes(`src="/requests/${out!.requestId}/attachments/${mark!.id}"`), stored!.html_body!)
+      assert.doesNotMatch(stored!.html_body!, /onclick|tracker\.example|deskmail-cid/i)
+      assert.equal(stored!.remote_images, 1)
     })
 
     it('when 1,000 messages arrive in batches, then there are exactly 1,000 audit rows and 1,000 requests', async () => {

@@ -1,5 +1,7 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { ImapFlow } from 'imapflow'
 import { startTestApp } from '../support/app.ts'
 import type { TestApp } from '../support/app.ts'
 import { connectIncoming, incomingForm, registerDeskmail, startMailWorld } from '../support/mail-world.ts'
@@ -19,6 +21,44 @@ function countTokenRequests(world: MailWorld, clientId: string): () => number {
   world.oauth.provider.on('grant.success', count)
   world.oauth.provider.on('grant.error', count)
   return () => n
+}
+
+/** A customer mail with one base64 attachment of `bytes` random bytes. */
+function mailWithAttachment(bytes: number): { raw: Buffer; subject: string; attachment: Buffer } {
+  const mail = customerMail()
+  const attachment = randomBytes(bytes)
+  const [head] = mail.raw.split('\r\n\r\n')
+  const raw = Buffer.from(
+    [
+      head!.replace('Content-Type: text/plain; charset=utf-8', 'Content-Type: multipart/mixed; boundary="mixed-1"'),
+      '',
+      '--mixed-1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'The logs are attached.',
+      '--mixed-1',
+      'Content-Type: application/octet-stream; name="logs.bin"',
+      'Content-Disposition: attachment; filename="logs.bin"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      attachment.toString('base64').replace(/.{76}/g, '$&\r\n'),
+      '--mixed-1--',
+      '',
+    ].join('\r\n'),
+  )
+  return { raw, subject: mail.subject, attachment }
+}
+
+/** Counts calls to an ImapFlow method (the app runs in this process) until `restore()`. */
+function countCalls(method: 'search' | 'download'): { calls(): number; restore(): void } {
+  const proto = ImapFlow.prototype as unknown as Record<string, (...args: unknown[]) => unknown>
+  const original = proto[method]!
+  let n = 0
+  proto[method] = function (this: unknown, ...args: unknown[]) {
+    n++
+    return original.apply(this, args)
+  }
+  return { calls: () => n, restore: () => void (proto[method] = original) }
 }
 
 for (const dialect of dialects) {
@@ -94,6 +134,50 @@ for (const dialect of dialects) {
       // A duplicate creates nothing, not even an audit row.
       assert.equal(rows.length, 3, JSON.stringify(rows))
       for (const subject of new Set(rows.map((r) => r.subject!))) assert.equal(await requestCount(db(), subject), 1, subject)
+    })
+
+    it('when more than 500 messages wait at connect, some of them large, then each is ingested once, whole and in UID order', async () => {
+      const mailbox = 'backlog@example.test'
+      const small = Array.from({ length: 560 }, () => customerMail())
+      // Two above the size listed without SEARCH LARGER's help, one large enough to be streamed.
+      const large = [mailWithAttachment(300_000), mailWithAttachment(250_000), mailWithAttachment(5 * 1024 * 1024)]
+      const raws: Buffer[] = small.map((m) => Buffer.from(m.raw))
+      raws.splice(100, 0, large[0]!.raw)
+      raws.splice(300, 0, large[1]!.raw)
+      raws.splice(500, 0, large[2]!.raw)
+      await world.dovecot.bulkLoad(mailbox, raws)
+      const searches = countCalls('search')
+      const downloads = countCalls('download')
+      try {
+        const admin = await app.admin()
+        await connectIncoming(world, admin, incomingForm(world, mailbox))
+        const id = await serverIdOf(app, mailbox)
+        await waitFor('backlog ingested', async () => (await auditRows(db(), id)).length === raws.length, 60_000, 100)
+        assert.ok(searches.calls() >= 2, 'the new messages were listed with SEARCH')
+        assert.ok(downloads.calls() >= 1, 'the large message was streamed')
+        const rows = (await auditRows(db(), id)).sort((a, b) => a.id - b.id)
+        assert.ok(rows.every((r) => r.outcome === 'new_request'))
+        // Audit rows are numbered in commit order: UID order, every UID once.
+        const uids = rows.map((r) => Number(r.source_key.split(':')[2]))
+        assert.deepEqual(uids, [...uids].sort((a, b) => a - b))
+        assert.deepEqual(new Set(uids), new Set(raws.map((_, i) => i + 1)))
+        const cursor = await db().selectFrom('mailbox_cursors').selectAll().where('server_id', '=', id).executeTakeFirstOrThrow()
+        assert.equal(Number(cursor.last_uid), raws.length)
+        for (const m of large) {
+          const hash = createHash('sha256').update(m.raw).digest('hex')
+          const stored = await db().selectFrom('raw_mail').select(['size', 'content']).where('hash', '=', hash).executeTakeFirstOrThrow()
+          assert.equal(Number(stored.size), m.raw.length)
+          assert.ok(Buffer.from(stored.content).equals(m.raw), `${m.subject}: raw mail stored byte for byte`)
+          const row = rows.find((r) => r.subject === m.subject)!
+          const attachments = db().selectFrom('attachments').select(['sha256', 'size'])
+          const [attachment] = await attachments.where('message_id', '=', row.message_id!).execute()
+          assert.equal(attachment!.sha256, createHash('sha256').update(m.attachment).digest('hex'))
+          assert.equal(Number(attachment!.size), m.attachment.length)
+        }
+      } finally {
+        searches.restore()
+        downloads.restore()
+      }
     })
 
     it('when Dovecot restarts during IDLE, then the worker reconnects and later mail still arrives', async () => {

@@ -37,7 +37,11 @@ export function customerMail(opts: { subject?: string; from?: string; to?: strin
 
 /** Email Audit rows of one server, by subject. */
 export async function auditRows(db: Db, serverId: number) {
-  return db.selectFrom('inbound_mail').select(['id', 'subject', 'outcome', 'source_key', 'message_id_header', 'request_id']).where('server_id', '=', serverId).execute()
+  return db
+    .selectFrom('inbound_mail')
+    .select(['id', 'subject', 'outcome', 'source_key', 'message_id_header', 'request_id', 'message_id'])
+    .where('server_id', '=', serverId)
+    .execute()
 }
 
 export async function requestCount(db: Db, subject: string): Promise<number> {

@@ -5,7 +5,8 @@
  */
 export { parseMail } from './parse-mail.ts'
 export { createParserPool } from './parser-pool.ts'
-export type { ParserPool, ParserPoolOptions, ParserPoolStats } from './parser-pool.ts'
+export type { ParseOptions, ParserPool, ParserPoolOptions, ParserPoolStats } from './parser-pool.ts'
+export { resolveCidPlaceholders } from './safe-html.ts'
 export { formatMessageId, messageIdDomain, normalizeMessageId, parseMessageIdList } from './message-id.ts'
 export { quotedOriginalMessageId } from './delivery-report.ts'
 export { defaultParseLimits } from './types.ts'
@@ -16,4 +17,5 @@ export type {
   ParseLimits,
   ParseMailOptions,
   ParsedMail,
+  SafeHtml,
 } from './types.ts'

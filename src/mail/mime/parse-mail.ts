@@ -11,6 +11,7 @@ import {
 } from './delivery-report.ts'
 import { decodeRawHeaderBytes, splitHeaderLine, truncateString } from './header-values.ts'
 import { normalizeMessageId, parseMessageIdList } from './message-id.ts'
+import { prepareSafeHtml } from './safe-html.ts'
 import { defaultParseLimits } from './types.ts'
 import type {
   DeliveryReport,
@@ -19,6 +20,7 @@ import type {
   ParseLimits,
   ParseMailOptions,
   ParsedMail,
+  SafeHtml,
 } from './types.ts'
 
 /**
@@ -44,7 +46,17 @@ export async function parseMail(raw: Uint8Array, options: ParseMailOptions = {})
     throw unparseable(`the message is ${size} bytes, more than the limit of ${limits.maxMessageBytes}`)
   }
   const collected = await runParser(input, limits)
-  return buildParsedMail(input, collected, limits)
+  const mail = buildParsedMail(input, collected, limits)
+  if (options.sanitizeHtml) {
+    let safeHtml: SafeHtml | undefined
+    try {
+      safeHtml = prepareSafeHtml(mail)
+    } catch (err) {
+      throw unparseable(`the HTML body cannot be sanitized: ${(err as Error)?.message ?? String(err)}`, err)
+    }
+    if (safeHtml !== undefined) mail.safeHtml = safeHtml
+  }
+  return mail
 }
 
 function unparseable(reason: string, cause?: unknown): AppError {
@@ -137,7 +149,7 @@ function runParser(input: Buffer, limits: ParseLimits): Promise<Collected> {
           continue
         }
         // An attachment: the parser waits until its content is read and released.
-        readAttachment(data, collected)
+        readAttachment(data, collected, input.length)
           .then(() => {
             data.release?.()
             read()
@@ -155,35 +167,113 @@ function runParser(input: Buffer, limits: ParseLimits): Promise<Collected> {
       clearTimeout(timer)
       resolve(collected)
     })
-    parser.end(input)
+    // In slices, with backpressure: mailparser decodes each slice it is given in one piece (a
+    // base64 body becomes a string of the slice's size first), so a 40 MB message written at once
+    // would cost several times its size in transient memory.
+    let offset = 0
+    const feed = (): void => {
+      try {
+        while (!settled && offset < input.length) {
+          const end = Math.min(offset + inputSliceBytes, input.length)
+          const more = parser.write(input.subarray(offset, end))
+          offset = end
+          if (!more) {
+            parser.once('drain', feed)
+            return
+          }
+        }
+        if (!settled) parser.end()
+      } catch (err) {
+        // Called from a 'drain' event too, where a throw would escape this promise.
+        fail(unparseable(describeParserError(err as Error, limits), err))
+      }
+    }
+    feed()
   })
 }
 
-function readAttachment(stream: AttachmentStream, collected: Collected): Promise<void> {
+/** How much of the raw message is handed to mailparser at a time (see runParser). */
+const inputSliceBytes = 256 * 1024
+
+function readAttachment(stream: AttachmentStream, collected: Collected, maxBytes: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
+    const content = new AttachmentContent(maxBytes)
     const hash = createHash('sha256')
     stream.content.on('data', (chunk: Buffer) => {
-      chunks.push(chunk)
-      size += chunk.length
+      content.append(chunk)
       hash.update(chunk)
     })
     stream.content.once('error', reject)
     stream.content.once('end', () => {
-      // A fresh ArrayBuffer per attachment (Buffer.concat may hand out a slice of Node's shared
-      // pool), so the pool can transfer it to the main thread instead of copying it.
-      const content = new Uint8Array(size)
-      let offset = 0
-      for (const chunk of chunks) {
-        content.set(chunk, offset)
-        offset += chunk.length
-      }
-      collected.attachments.push({ stream, content, sha256: hash.digest('hex') })
+      collected.attachments.push({ stream, content: content.finish(), sha256: hash.digest('hex') })
       resolve()
     })
   })
 }
+
+/**
+ * The decoded bytes of one attachment, in an ArrayBuffer of their own (Buffer.concat may hand
+ * out a slice of Node's shared pool), so that the pool can transfer it to the main thread
+ * instead of copying it. Small contents are collected as chunks and copied once at the end. A
+ * large one goes straight into a resizable ArrayBuffer that reserves `maxBytes` of address space
+ * (decoding never makes a part larger than the raw message) and commits memory as it grows:
+ * a 30 MB attachment costs 30 MB, not chunks plus their concatenation.
+ */
+class AttachmentContent {
+  private chunks: Buffer[] = []
+  private size = 0
+  private large: ResizableArrayBuffer | undefined
+
+  constructor(private readonly maxBytes: number) {}
+
+  append(chunk: Buffer): void {
+    const growsLarge = this.size + chunk.length > largeAttachmentBytes && this.maxBytes > largeAttachmentBytes
+    if (!this.large && growsLarge) {
+      const grown = new ResizableArrayBufferConstructor(this.size, { maxByteLength: this.maxBytes })
+      this.copyChunksInto(new Uint8Array(grown))
+      this.large = grown
+    }
+    if (this.large) {
+      const end = this.size + chunk.length
+      // A part cannot decode to more than the raw message; if it did, this throws and the
+      // message is quarantined rather than silently truncated.
+      this.large.resize(end)
+      new Uint8Array(this.large, this.size, chunk.length).set(chunk)
+      this.size = end
+      return
+    }
+    this.chunks.push(chunk)
+    this.size += chunk.length
+  }
+
+  finish(): Uint8Array {
+    if (this.large) return new Uint8Array(this.large, 0, this.size)
+    const content = new Uint8Array(this.size)
+    this.copyChunksInto(content)
+    return content
+  }
+
+  private copyChunksInto(target: Uint8Array): void {
+    let offset = 0
+    for (const chunk of this.chunks) {
+      target.set(chunk, offset)
+      offset += chunk.length
+    }
+    this.chunks = []
+  }
+}
+
+// Resizable ArrayBuffers (ES2024) are in Node 20's V8; the es2023 lib we compile against lacks their types.
+interface ResizableArrayBuffer extends ArrayBuffer {
+  resize(byteLength: number): void
+}
+const ResizableArrayBufferConstructor = ArrayBuffer as unknown as new (
+  byteLength: number,
+  options: { maxByteLength: number },
+) => ResizableArrayBuffer
+
+/** Attachments that grow past this go into a resizable buffer (see AttachmentContent). */
+const largeAttachmentBytes = 1024 * 1024
 
 // RFC 5322 3.6.8: a field name is printable ASCII except colon.
 const fieldNamePattern = /^[!-9;-~]+$/

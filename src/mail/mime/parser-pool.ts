@@ -6,11 +6,11 @@ import { defaultParseLimits } from './types.ts'
 import type { ParseLimits, ParsedMail } from './types.ts'
 
 /**
- * A pool of worker threads running `parseMail`, so that parsing uses every core (mailparser does
- * about 1,850 messages/s on one core; DESIGN.md asks for 2,000/s of ingestion on two) and so
- * that a message that makes the parser hang, crash or run out of memory costs one worker, not
- * the process: that worker is terminated and replaced, and only that message's promise rejects
- * with `AppError('mail_unparseable')`.
+ * A pool of worker threads running `parseMail` (and the HTML sanitizer, with `sanitizeHtml`), so
+ * that this CPU-bound work runs beside the main thread, which keeps the IMAP connections and the
+ * database, and so that a message that makes the parser hang, crash or run out of memory costs
+ * one worker, not the process: that worker is terminated and replaced, and only that message's
+ * promise rejects with `AppError('mail_unparseable')`.
  */
 export interface ParserPool {
   /**
@@ -21,15 +21,23 @@ export interface ParserPool {
    *
    * By default the bytes of `raw` are copied into the worker when it starts on the message, and
    * `raw` stays usable (the pipeline stores it); do not modify it until the promise settles (it is
-   * read again if the message has to be retried on another worker). With `{ transfer: true }` the
+   * read again if the message has to be retried on another worker). A `raw` backed by a
+   * SharedArrayBuffer is not copied: the worker reads it in place. With `{ transfer: true }` the
    * memory is moved instead of copied and `raw` is detached (empty) afterwards; that only happens
    * when `raw` spans its whole ArrayBuffer, else it is copied anyway.
    */
-  parse(raw: Uint8Array, options?: { transfer?: boolean }): Promise<ParsedMail>
+  parse(raw: Uint8Array, options?: ParseOptions): Promise<ParsedMail>
   /** Rejects queued and running parses with `parser_pool_closed` and stops every worker. */
   close(): Promise<void>
   /** Numbers for metrics. */
   stats(): ParserPoolStats
+}
+
+export interface ParseOptions {
+  /** Move `raw`'s memory to the worker instead of copying it (see `parse`). */
+  transfer?: boolean
+  /** Also sanitize the HTML body into `ParsedMail.safeHtml`, in the worker. */
+  sanitizeHtml?: boolean
 }
 
 export interface ParserPoolStats {
@@ -41,7 +49,7 @@ export interface ParserPoolStats {
 }
 
 export interface ParserPoolOptions {
-  /** Worker threads. Default `os.availableParallelism()`. */
+  /** Worker threads. Default `defaultPoolSize()`. */
   size?: number
   /** Limits for `parseMail` inside the workers. */
   limits?: Partial<ParseLimits>
@@ -63,6 +71,9 @@ interface Job {
   raw: Uint8Array
   /** Transferred jobs are detached once sent: they are only sent to an idle worker and never retried. */
   transfer: boolean
+  /** Size of the message (`raw` is emptied once transferred). */
+  bytes: number
+  sanitizeHtml: boolean
   resolve(mail: ParsedMail): void
   reject(err: AppError): void
 }
@@ -72,6 +83,8 @@ interface Slot {
   ready: boolean
   /** Sent and not answered yet, oldest first. The worker parses them one at a time in this order. */
   inflight: Job[]
+  /** Raw bytes of `inflight`. */
+  inflightBytes: number
   /** Timer for inflight[0], the message the worker is parsing. */
   timer?: NodeJS.Timeout
   /** Why the worker died, when it died of an uncaught error (read in the 'exit' handler). */
@@ -85,11 +98,13 @@ const youngGenerationMb = 48
 const maxStartFailures = 3
 
 /**
- * Messages sent to a worker ahead of its answers, so that it never idles waiting for the main
- * thread between two small messages. Those waiting behind a message that kills the worker are
- * retried on another worker, so depth costs nothing in correctness.
+ * Messages (and bytes of them) sent to a worker ahead of its answers, so that it does not idle
+ * while the main thread is busy. Those waiting behind a message that kills the worker are retried
+ * on another worker, so depth costs nothing in correctness; the byte bound keeps large mail from
+ * piling up in a worker's memory.
  */
-const pipelineDepth = 4
+const maxInflightMessages = 64
+const maxInflightBytes = 16 * 1024 * 1024
 
 function defaultWorkerUrl(): URL {
   // Run from source (tsx) the sibling is a .ts file; from compiled output it is .js.
@@ -118,6 +133,16 @@ function startWorker(url: URL, workerData: ParserWorkerData, maxHeapMb: number):
   return new Worker(url, { workerData, resourceLimits })
 }
 
+/**
+ * One worker per core but one: the main thread needs a core of its own for the IMAP connections
+ * (TLS), the database and the filters. Measured on 2 cores (the ingestion benchmark), a second
+ * worker brought no throughput, since the cores were already busy, and cost about a fifth more
+ * CPU per message (its own JIT warm-up and GC) and 70 MB more RSS.
+ */
+export function defaultPoolSize(): number {
+  return Math.max(1, availableParallelism() - 1)
+}
+
 function poolClosed(): AppError {
   return new AppError('parser_pool_closed', 'the parser pool is closed', { transient: true })
 }
@@ -134,7 +159,7 @@ function tightCopy(raw: Uint8Array): Uint8Array {
 }
 
 export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
-  const size = Math.max(1, Math.floor(options.size ?? availableParallelism()))
+  const size = Math.max(1, Math.floor(options.size ?? defaultPoolSize()))
   const limits: Partial<ParseLimits> = { ...options.limits }
   const softTimeout = limits.timeoutMs ?? defaultParseLimits.timeoutMs
   const hardTimeout = options.timeoutMs ?? softTimeout + 5_000
@@ -154,7 +179,7 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
 
   function spawn(): void {
     const worker = startWorker(workerUrl, workerData, maxHeapMb)
-    const slot: Slot = { worker, ready: false, inflight: [], stopping: false }
+    const slot: Slot = { worker, ready: false, inflight: [], inflightBytes: 0, stopping: false }
     slots.add(slot)
     worker.on('message', (message: ParseResponse) => onMessage(slot, message))
     worker.on('error', (err) => {
@@ -181,6 +206,7 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
     const job = slot.inflight[0]
     if (!job || job.id !== message.id) return // the answer to a message that already timed out
     slot.inflight.shift()
+    slot.inflightBytes -= job.bytes
     startTimer(slot)
     if (message.type === 'parsed') job.resolve(message.mail)
     else job.reject(new AppError(message.code, message.message))
@@ -196,6 +222,7 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
     slot.timer = undefined
     const [culprit, ...waiting] = slot.inflight
     slot.inflight = []
+    slot.inflightBytes = 0
     queue.unshift(...waiting)
     return culprit
   }
@@ -234,24 +261,49 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
     pump()
   }
 
+  /** Whether `job` may be sent to `slot` now. */
+  function hasRoom(slot: Slot, job: Job): boolean {
+    if (!slot.ready || slot.stopping) return false
+    if (slot.inflight.length === 0) return true
+    // A transferred message cannot be retried, so it never waits behind another one.
+    if (job.transfer) return false
+    return slot.inflight.length < maxInflightMessages && slot.inflightBytes + job.bytes <= maxInflightBytes
+  }
+
+  /**
+   * Sends queued messages to the workers with room, the least loaded first, several per
+   * postMessage. Workers get messages well ahead of their answers: the main thread is often busy
+   * for tens of milliseconds (a batch's transaction runs synchronously on SQLite), and a worker
+   * that only had the next message or two would sit idle meanwhile.
+   */
   function pump(): void {
-    for (const slot of slots) {
-      if (!slot.ready || slot.stopping) continue
-      while (queue.length > 0 && slot.inflight.length < pipelineDepth) {
-        // A transferred message cannot be retried, so it never waits behind another one.
-        if (queue[0].transfer && slot.inflight.length > 0) break
-        const job = queue.shift()!
-        slot.inflight.push(job)
-        // Either way the worker receives a buffer of its own by transfer: the structured clone
-        // of a view would copy its whole backing ArrayBuffer (a Buffer from Node's 8 KiB pool,
-        // or a slice of a large network buffer), not just the message.
-        const raw = job.transfer ? job.raw : tightCopy(job.raw)
-        const request: ParseRequest = { id: job.id, raw }
-        slot.worker.postMessage(request, [raw.buffer as ArrayBuffer])
-        if (job.transfer) job.raw = new Uint8Array(0)
-        if (slot.inflight.length === 1) startTimer(slot)
+    const outgoing = new Map<Slot, { requests: ParseRequest[]; transfer: ArrayBuffer[] }>()
+    while (queue.length > 0) {
+      const job = queue[0]!
+      let target: Slot | undefined
+      for (const slot of slots) {
+        if (hasRoom(slot, job) && (!target || slot.inflight.length < target.inflight.length)) target = slot
       }
+      if (!target) break
+      queue.shift()
+      target.inflight.push(job)
+      target.inflightBytes += job.bytes
+      // Memory shared with the worker (a large message, see imap-sync.ts) is read where it is.
+      // Otherwise the worker receives a buffer of its own by transfer: the structured clone of a
+      // view would copy its whole backing ArrayBuffer (a Buffer from Node's 8 KiB pool, or a
+      // slice of a large network buffer), not just the message.
+      const shared = job.raw.buffer instanceof SharedArrayBuffer
+      const raw = job.transfer || shared ? job.raw : tightCopy(job.raw)
+      const request: ParseRequest = { id: job.id, raw }
+      if (job.sanitizeHtml) request.sanitizeHtml = true
+      let batch = outgoing.get(target)
+      if (!batch) outgoing.set(target, (batch = { requests: [], transfer: [] }))
+      batch.requests.push(request)
+      if (!shared) batch.transfer.push(raw.buffer as ArrayBuffer)
+      if (job.transfer) job.raw = new Uint8Array(0)
+      if (target.inflight.length === 1) startTimer(target)
     }
+    for (const [slot, batch] of outgoing) slot.worker.postMessage(batch.requests, batch.transfer)
     updateRefs()
   }
 
@@ -287,7 +339,8 @@ export function createParserPool(options: ParserPoolOptions = {}): ParserPool {
       if (broken) return Promise.reject(broken)
       const transfer = parseOptions.transfer === true && spansWholeBuffer(raw)
       return new Promise<ParsedMail>((resolve, reject) => {
-        queue.push({ id: nextId++, raw, transfer, resolve, reject })
+        const sanitizeHtml = parseOptions.sanitizeHtml === true
+        queue.push({ id: nextId++, raw, transfer, bytes: raw.byteLength, sanitizeHtml, resolve, reject })
         pump()
       })
     },

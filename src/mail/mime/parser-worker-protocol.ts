@@ -10,6 +10,8 @@ export interface ParseRequest {
   id: number
   /** The raw message (a copy, or the caller's bytes transferred with `{ transfer: true }`). */
   raw: Uint8Array
+  /** Sanitize the HTML body too (`ParseMailOptions.sanitizeHtml`). */
+  sanitizeHtml?: boolean
 }
 
 export type ParseResponse =
@@ -46,8 +48,10 @@ export function serveParseRequests(parse: ParseFunction): void {
     busy = true
     handle(request).then(next, next)
   }
-  port.on('message', (request: ParseRequest) => {
-    queue.push(request)
+  // The pool sends several requests per message when it has them.
+  port.on('message', (requests: ParseRequest | ParseRequest[]) => {
+    if (Array.isArray(requests)) queue.push(...requests)
+    else queue.push(requests)
     if (!busy) next()
   })
   const fail = (id: number, err: unknown): void => {
@@ -62,7 +66,7 @@ export function serveParseRequests(parse: ParseFunction): void {
   const handle = async (request: ParseRequest): Promise<void> => {
     let mail: ParsedMail
     try {
-      mail = await parse(request.raw, { limits })
+      mail = await parse(request.raw, request.sanitizeHtml ? { limits, sanitizeHtml: true } : { limits })
     } catch (err) {
       fail(request.id, err)
       return

@@ -41,11 +41,25 @@ export interface ParsedMail {
   text?: string
   /** The HTML body, raw and UNSANITIZED: pass it through `sanitizeMailHtml` before showing it. */
   html?: string
+  /**
+   * The HTML body sanitized for display with remote images blocked, when parsed with
+   * `{ sanitizeHtml: true }` and there is an HTML body (see safe-html.ts).
+   */
+  safeHtml?: SafeHtml
   attachments: MailAttachment[]
   /** Set for `multipart/report; report-type=delivery-status` (a bounce or delay notification). */
   report?: DeliveryReport
   /** What was odd about the message but did not stop it from being parsed, human readable. */
   warnings: string[]
+}
+
+/** `sanitizeMailHtml` output whose `cid:` images point at placeholders (see safe-html.ts). */
+export interface SafeHtml {
+  html: string
+  /** The placeholders' random token. */
+  token: string
+  /** Remote images replaced by the placeholder GIF. */
+  blockedRemoteImages: number
 }
 
 export interface MailAddress {
@@ -140,4 +154,6 @@ export const defaultParseLimits: Readonly<ParseLimits> = Object.freeze({
 
 export interface ParseMailOptions {
   limits?: Partial<ParseLimits>
+  /** Also sanitize the HTML body into `safeHtml` (in the parser worker, off the main thread). */
+  sanitizeHtml?: boolean
 }

@@ -19,10 +19,42 @@ const AUTO_IDLE_DELAY_MS = 100
  * @see https://www.rfc-editor.org/rfc/rfc2177#section-3
  */
 const MAX_IDLE_MS = 4 * 60_000
+/** Batches handed to the ingest pipeline and not yet committed (see `syncOnce`). */
+const MAX_BATCHES_IN_FLIGHT = 2
+/** Messages up to this size are listed without their size: a full batch of them stays within BATCH_BYTES. */
+const SMALL_MESSAGE_BYTES = Math.floor(BATCH_BYTES / BATCH_MESSAGES)
+/** Above this many new UIDs (by UIDNEXT), the new messages are listed with SEARCH (see `listNew`). */
+const SEARCH_LISTING_ABOVE = 500
+/** Messages from this size on are streamed into a buffer of their own (see `fetchSources`). */
+const STREAM_MESSAGE_BYTES = 4 * 1024 * 1024
+/** Partial FETCH size when streaming: few round trips, small transient buffers. */
+const DOWNLOAD_CHUNK_BYTES = 2 * 1024 * 1024
 
 interface Listed {
   uid: number
   size: number
+}
+
+/**
+ * One message streamed into a SharedArrayBuffer-backed Buffer sized from the listing (grown if
+ * the server sends more than it announced). Undefined when the message is gone.
+ */
+async function downloadMessage(client: ImapFlow, listed: Listed): Promise<Buffer | undefined> {
+  const options = { uid: true, chunkSize: DOWNLOAD_CHUNK_BYTES }
+  const { meta, content } = await client.download(String(listed.uid), undefined, options)
+  if (!content) return undefined
+  let raw = Buffer.from(new SharedArrayBuffer(Math.max(1, meta.expectedSize ?? listed.size)))
+  let length = 0
+  for await (const chunk of content as AsyncIterable<Buffer>) {
+    if (length + chunk.length > raw.length) {
+      const grown = Buffer.from(new SharedArrayBuffer(Math.max(raw.length * 2, length + chunk.length)))
+      raw.copy(grown, 0, 0, length)
+      raw = grown
+    }
+    chunk.copy(raw, length)
+    length += chunk.length
+  }
+  return raw.subarray(0, length)
 }
 
 /** A compact UID set (`3:7,9,12:14`) for ascending UIDs. */
@@ -170,41 +202,79 @@ export class ImapMailboxSync extends MailboxSession {
       await this.noteModseq(server, uidValidity, box.highestModseq, cursor.highestModseq)
       return 0
     }
-    // `last+1:*` always matches the highest message, even when its UID is below last+1
-    // (RFC 3501 section 6.4.8, `*` is the largest UID in use), hence the filter.
-    const listed: Listed[] = []
-    for await (const m of client.fetch(`${lastUid + 1}:*`, { uid: true, size: true }, { uid: true })) {
-      if (m.uid > lastUid) listed.push({ uid: m.uid, size: m.size ?? 0 })
-    }
-    listed.sort((a, b) => a.uid - b.uid)
+    const listed = await this.listNew(client, lastUid, uidNext)
     let fresh = 0
-    // Fetch of batch k+1 overlaps the ingest of batch k; acknowledgement of k waits for its commit.
-    let inHand: { uids: number[]; done: Promise<number> } | undefined
+    // Batch k+1 is fetched while batches k and k-1 are parsed and committed (the pipeline commits a
+    // server's batches in call order): the cores parse while this thread talks IMAP and SQL.
+    // Acknowledgement of a batch waits for its commit.
+    const inFlight: Array<{ uids: number[]; bytes: number; done: Promise<number> }> = []
+    const settleOldest = async (): Promise<void> => {
+      const oldest = inFlight.shift()!
+      fresh += await oldest.done
+      await this.acknowledge(client, server, oldest.uids)
+    }
     for (const batch of batchesOf(listed)) {
       if (this.stopping) break
       const raws = await this.fetchSources(client, batch, uidValidity)
-      if (inHand) {
-        fresh += await inHand.done
-        await this.acknowledge(client, server, inHand.uids)
-      }
-      if (this.stopping) {
-        inHand = undefined
-        break
-      }
+      const bytes = raws.reduce((n, r) => n + r.raw.length, 0)
+      // Bounded by count and by bytes, so that a run of large mails is not held in memory at once.
+      // A batch whose messages were all expunged meanwhile only moves the cursor, outside the
+      // pipeline's commit order: every batch before it must have committed first.
+      const full = () =>
+        inFlight.length >= MAX_BATCHES_IN_FLIGHT || inFlight.reduce((n, b) => n + b.bytes, bytes) > BATCH_BYTES
+      while (inFlight.length > 0 && (raws.length === 0 || full())) await settleOldest()
+      if (this.stopping) break
       const maxUid = batch[batch.length - 1]!.uid
       const done = this.commitBatch(server, uidValidity, raws, maxUid)
       done.catch(() => {})
-      inHand = { uids: batch.map((b) => b.uid), done }
+      inFlight.push({ uids: batch.map((b) => b.uid), bytes, done })
       lastUid = maxUid
     }
-    if (inHand) {
-      fresh += await inHand.done
-      await this.acknowledge(client, server, inHand.uids)
-    }
+    while (inFlight.length > 0) await settleOldest()
     // UIDs below UIDNEXT that were not listed were expunged and never come back: skip them.
     if (!listed.length && uidNext !== undefined && uidNext - 1 > lastUid) await this.advanceCursor(server, uidValidity, uidNext - 1)
     await this.noteModseq(server, uidValidity, box.highestModseq, cursor.highestModseq)
     return fresh
+  }
+
+  /**
+   * The UIDs above the cursor with their sizes (for `batchesOf` and to stream large mail), in one
+   * round trip when few are new (`UID FETCH last+1:* RFC822.SIZE`, the push path). When SELECT's
+   * UIDNEXT says that many are new (a first sync, a catch-up), that listing would answer one line
+   * per message, which costs more main-thread time than the fetch of the bodies: two SEARCH
+   * commands answer in a few lines whatever the count instead. Messages of at most
+   * SMALL_MESSAGE_BYTES are then listed at that size (a full batch of them stays within
+   * BATCH_BYTES) and the few larger ones (`SEARCH LARGER`, RFC 3501 section 6.4.4) get their real
+   * size. A server whose SEARCH fails gets the listing.
+   */
+  private async listNew(client: ImapFlow, lastUid: number, uidNext: number | undefined): Promise<Listed[]> {
+    const range = `${lastUid + 1}:*`
+    const fewNew = uidNext === undefined || uidNext - 1 - lastUid <= SEARCH_LISTING_ABOVE
+    if (fewNew) return this.listSizes(client, range, lastUid)
+    const all = await client.search({ uid: range }, { uid: true })
+    if (!Array.isArray(all)) return this.listSizes(client, range, lastUid)
+    // `last+1:*` always matches the highest message, even when its UID is below last+1
+    // (RFC 3501 section 6.4.8, `*` is the largest UID in use), hence the filter.
+    const uids = all.filter((uid) => uid > lastUid).sort((a, b) => a - b)
+    if (uids.length === 0) return []
+    const large = await client.search({ uid: range, larger: SMALL_MESSAGE_BYTES }, { uid: true })
+    if (!Array.isArray(large)) return this.listSizes(client, range, lastUid)
+    const sizes = new Map<number, number>()
+    const largeUids = large.filter((uid) => uid > lastUid).sort((a, b) => a - b)
+    if (largeUids.length > 0) {
+      for await (const m of client.fetch(uidSet(largeUids), { uid: true, size: true }, { uid: true })) {
+        if (m.size !== undefined) sizes.set(m.uid, m.size)
+      }
+    }
+    return uids.map((uid) => ({ uid, size: sizes.get(uid) ?? SMALL_MESSAGE_BYTES }))
+  }
+
+  private async listSizes(client: ImapFlow, range: string, lastUid: number): Promise<Listed[]> {
+    const listed: Listed[] = []
+    for await (const m of client.fetch(range, { uid: true, size: true }, { uid: true })) {
+      if (m.uid > lastUid) listed.push({ uid: m.uid, size: m.size ?? 0 })
+    }
+    return listed.sort((a, b) => a.uid - b.uid)
   }
 
   private async loadCursor(server: EmailServer, uidValidity: string): Promise<{ lastUid: number; highestModseq: string | null }> {
@@ -231,11 +301,28 @@ export class ImapMailboxSync extends MailboxSession {
     return { lastUid: 0, highestModseq: null }
   }
 
+  /**
+   * The batch's messages in UID order. Small ones come in one FETCH. Each one of at least
+   * STREAM_MESSAGE_BYTES is streamed (imapflow `download`, partial FETCHes of
+   * DOWNLOAD_CHUNK_BYTES) into a buffer of its listed size, so that the message is held once
+   * instead of as chunks plus their concatenation. That buffer is a SharedArrayBuffer: the parser
+   * worker reads it where it is instead of getting a copy (see parser-pool.ts).
+   */
   private async fetchSources(client: ImapFlow, batch: Listed[], uidValidity: string): Promise<RawMessage[]> {
     const out: Array<RawMessage & { uid: number }> = []
-    for await (const m of client.fetch(uidSet(batch.map((b) => b.uid)), { uid: true, source: true }, { uid: true })) {
-      // A message expunged between the listing and this fetch is simply absent.
-      if (m.source) out.push({ uid: m.uid, sourceKey: `imap:${uidValidity}:${m.uid}`, raw: m.source })
+    const add = (uid: number, raw: Buffer) => out.push({ uid, sourceKey: `imap:${uidValidity}:${uid}`, raw })
+    const small = batch.filter((m) => m.size < STREAM_MESSAGE_BYTES)
+    if (small.length > 0) {
+      const set = uidSet(small.map((b) => b.uid))
+      for await (const m of client.fetch(set, { uid: true, source: true }, { uid: true })) {
+        // A message expunged between the listing and this fetch is simply absent.
+        if (m.source) add(m.uid, m.source)
+      }
+    }
+    for (const m of batch) {
+      if (m.size < STREAM_MESSAGE_BYTES) continue
+      const raw = await downloadMessage(client, m)
+      if (raw) add(m.uid, raw)
     }
     out.sort((a, b) => a.uid - b.uid)
     return out.map(({ sourceKey, raw }) => ({ sourceKey, raw }))

@@ -25,6 +25,8 @@ export interface BatchHooks {
 /** What the sessions need of `IngestPipeline` (structural, so the pipeline can evolve behind it). */
 export interface IngestBatcher {
   ingestBatch(server: EmailServer, messages: RawMessage[], hooks?: BatchHooks): Promise<Array<{ outcome: string }>>
+  /** Starts what the first batch needs (the parser workers) while the session connects. */
+  warmUp?(): void
 }
 
 export interface SessionDeps {
@@ -196,6 +198,7 @@ export abstract class MailboxSession {
       try {
         if (await this.parkIfUnauthorized(server)) continue
         this.state = 'connecting'
+        this.deps.ingest.warmUp?.()
         await this.runConnection(server, async (n) => this.succeeded(server, n))
         if (this.stopping) break
         // The server closed the connection (IDLE timeout, restart, BYE): reconnect soon, with jitter
