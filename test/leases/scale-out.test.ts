@@ -26,7 +26,7 @@ import type { MailWorld } from '../support/mail-world.ts'
 import { customerMail, waitFor } from '../sync/support.ts'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
-const MAILBOXES = 30
+const MAILBOXES = 60
 const LEASE_SECONDS = 5
 
 interface Worker {
@@ -215,6 +215,17 @@ describe('several worker processes on PostgreSQL', () => {
       (l) => l.msg === 'batch committed' && Date.parse(l.time) >= resumedAt - 1_000 && taken.some((t) => t.server_id === l.serverId && t.epoch === l.epoch),
     )
     assert.deepEqual(stale, [])
+  })
+
+  it('when a new worker starts, then the mailboxes are rebalanced onto it without a message lost or doubled', async () => {
+    const alive = workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null)
+    const aliveIds = await Promise.all(alive.map(workerId))
+    const newcomer = startWorker()
+    const newcomerId = await workerId(newcomer)
+    await waitFor('mailboxes rebalanced onto the new worker', () => balancedAmong([...aliveIds, newcomerId]), 30_000, 100)
+    assert.ok(((await owners()).get(newcomerId)?.length ?? 0) > 0, 'the new worker took its share')
+    await deliverRound()
+    await assertExactlyOnce()
   })
 
   it('when the workers get SIGTERM, then they finish, release their leases and unregister', async () => {
