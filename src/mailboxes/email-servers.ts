@@ -116,27 +116,9 @@ export class EmailServerService {
         .insertInto('email_servers')
         .values({
           direction: v.direction,
-          name: v.name,
-          email_address: v.emailAddress,
-          protocol: v.protocol,
-          host: v.host,
-          port: v.port,
-          security: v.security,
-          folder: v.folder,
-          auth_type: v.authType,
-          credential_id: credentialId,
-          username: v.username,
+          ...serverColumns(v, credentialId),
           enabled: 1,
           status: 'pending_authorization',
-          poll_interval_seconds: v.pollIntervalSeconds,
-          ack_action: v.ackAction,
-          ack_folder: v.ackFolder,
-          outgoing_server_id: v.outgoingServerId,
-          auto_ack_enabled: v.autoAckEnabled ? 1 : 0,
-          auto_ack_subject: v.autoAckSubject,
-          auto_ack_body: v.autoAckBody,
-          from_address: v.direction === 'outgoing' ? v.emailAddress : null,
-          display_name: v.displayName,
           is_default: v.direction === 'outgoing' && (v.isDefault || !hasDefault) ? 1 : 0,
           created_at: now,
           updated_at: now,
@@ -175,26 +157,8 @@ export class EmailServerService {
       await trx
         .updateTable('email_servers')
         .set({
-          name: v.name,
-          email_address: v.emailAddress,
-          protocol: v.protocol,
-          host: v.host,
-          port: v.port,
-          security: v.security,
-          folder: v.folder,
-          auth_type: v.authType,
-          credential_id: v.authType === 'oauth2' ? credentialId : null,
-          username: v.username,
+          ...serverColumns(v, v.authType === 'oauth2' ? credentialId : null),
           ...(v.password ? { password_enc: this.secrets.seal(v.password, `email_servers:${id}:password`) } : {}),
-          poll_interval_seconds: v.pollIntervalSeconds,
-          ack_action: v.ackAction,
-          ack_folder: v.ackFolder,
-          outgoing_server_id: v.outgoingServerId,
-          auto_ack_enabled: v.autoAckEnabled ? 1 : 0,
-          auto_ack_subject: v.autoAckSubject,
-          auto_ack_body: v.autoAckBody,
-          from_address: v.direction === 'outgoing' ? v.emailAddress : null,
-          display_name: v.displayName,
           ...(v.direction === 'outgoing' && v.isDefault ? { is_default: 1 } : {}),
           ...(reauthorize ? { status: 'pending_authorization' as const, status_message: 'Settings changed: authorize again.', status_code: 'client_changed' } : {}),
           updated_at: Date.now(),
@@ -338,6 +302,31 @@ export class EmailServerService {
 
   credentialOf(server: EmailServer): Promise<Credential | undefined> {
     return server.credential_id ? this.credentials.get(server.credential_id) : Promise.resolve(undefined)
+  }
+}
+
+/** The columns a saved form sets, on create and on edit alike. */
+function serverColumns(v: ServerFormValues, credentialId: number | null) {
+  return {
+    name: v.name,
+    email_address: v.emailAddress,
+    protocol: v.protocol,
+    host: v.host,
+    port: v.port,
+    security: v.security,
+    folder: v.folder,
+    auth_type: v.authType,
+    credential_id: credentialId,
+    username: v.username,
+    poll_interval_seconds: v.pollIntervalSeconds,
+    ack_action: v.ackAction,
+    ack_folder: v.ackFolder,
+    outgoing_server_id: v.outgoingServerId,
+    auto_ack_enabled: v.autoAckEnabled ? 1 : 0,
+    auto_ack_subject: v.autoAckSubject,
+    auto_ack_body: v.autoAckBody,
+    from_address: v.direction === 'outgoing' ? v.emailAddress : null,
+    display_name: v.displayName,
   }
 }
 
