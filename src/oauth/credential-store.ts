@@ -138,6 +138,24 @@ export class CredentialStore {
     return { reauthorize: changed }
   }
 
+  /** The columns of a credential that just received tokens: sealed tokens, connected, no claim, no backoff. */
+  private connectedColumns(id: number, tokens: TokenSet) {
+    return {
+      access_token_enc: this.secrets.seal(tokens.accessToken, this.aad(id, 'access_token')),
+      access_token_expires_at: tokens.expiresAt.getTime(),
+      ...(tokens.refreshToken ? { refresh_token_enc: this.secrets.seal(tokens.refreshToken, this.aad(id, 'refresh_token')) } : {}),
+      status: 'connected' as const,
+      status_code: null,
+      status_message: null,
+      consecutive_failures: 0,
+      next_attempt_at: null,
+      refreshed_at: this.now(),
+      refresh_claimed_by: null,
+      refresh_claim_until: null,
+      updated_at: this.now(),
+    }
+  }
+
   /** Stores the tokens of a completed authorization (code exchange) in one statement. */
   async storeAuthorization(id: number, tokens: TokenSet, account: { email: string | null; subject: string | null }): Promise<void> {
     if (!tokens.refreshToken) {
@@ -147,21 +165,10 @@ export class CredentialStore {
     await this.db
       .updateTable('credentials')
       .set({
-        access_token_enc: this.secrets.seal(tokens.accessToken, this.aad(id, 'access_token')),
-        access_token_expires_at: tokens.expiresAt.getTime(),
-        refresh_token_enc: this.secrets.seal(tokens.refreshToken, this.aad(id, 'refresh_token')),
+        ...this.connectedColumns(id, tokens),
         account_email: account.email,
         account_subject: account.subject,
-        status: 'connected',
-        status_code: null,
-        status_message: null,
-        consecutive_failures: 0,
-        next_attempt_at: null,
-        refreshed_at: this.now(),
-        refresh_claimed_by: null,
-        refresh_claim_until: null,
         version: (c?.version ?? 0) + 1,
-        updated_at: this.now(),
       })
       .where('id', '=', id)
       .execute()
@@ -261,21 +268,10 @@ export class CredentialStore {
     const stored = await this.db
       .updateTable('credentials')
       .set({
-        access_token_enc: this.secrets.seal(tokens.accessToken, this.aad(id, 'access_token')),
-        access_token_expires_at: tokens.expiresAt.getTime(),
         // Microsoft rotates the refresh token on every use: the new one is stored in this same
         // statement, or the next refresh would present a spent token (PROVIDERS.md, Microsoft).
-        ...(tokens.refreshToken ? { refresh_token_enc: this.secrets.seal(tokens.refreshToken, this.aad(id, 'refresh_token')) } : {}),
-        status: 'connected',
-        status_code: null,
-        status_message: null,
-        consecutive_failures: 0,
-        next_attempt_at: null,
-        refreshed_at: this.now(),
-        refresh_claimed_by: null,
-        refresh_claim_until: null,
+        ...this.connectedColumns(id, tokens),
         version: c.version + 2,
-        updated_at: this.now(),
       })
       .where('id', '=', id)
       .where('refresh_claimed_by', '=', this.owner)

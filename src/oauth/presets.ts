@@ -129,16 +129,21 @@ const gmail: ProviderPreset = {
   defaultAuthMethod: 'client_secret_post',
 }
 
+/** What Microsoft 365 and Outlook.com share: the scopes, offline_access, rotating refresh tokens. */
+const microsoftCommon = {
+  scopes: MICROSOFT_SCOPES,
+  // Without offline_access Microsoft issues no refresh token.
+  requiredScopes: ['offline_access'],
+  identityScopes: IDENTITY_SCOPES,
+} as const
+
 const microsoft365: ProviderPreset = {
   id: 'microsoft365',
   label: 'Microsoft 365',
   ...microsoftEndpoints('common'),
   endpoints: (tenant) => microsoftEndpoints(tenant),
   defaultTenant: 'common',
-  scopes: MICROSOFT_SCOPES,
-  // Without offline_access Microsoft issues no refresh token.
-  requiredScopes: ['offline_access'],
-  identityScopes: IDENTITY_SCOPES,
+  ...microsoftCommon,
   // offline_access in the scope is what yields a refresh token; no extra parameter needed.
   authorizationParams: {},
   rotatesRefreshTokens: true,
@@ -155,10 +160,7 @@ const outlookLegacy: ProviderPreset = {
   label: 'Outlook.com (legacy Live)',
   ...outlookLegacyEndpoints,
   endpoints: () => outlookLegacyEndpoints,
-  scopes: MICROSOFT_SCOPES,
-  // Without offline_access Microsoft issues no refresh token.
-  requiredScopes: ['offline_access'],
-  identityScopes: IDENTITY_SCOPES,
+  ...microsoftCommon,
   authorizationParams: {},
   rotatesRefreshTokens: true,
   hosts: {

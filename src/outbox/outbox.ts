@@ -242,19 +242,7 @@ export class OutboxService {
     const now = this.now()
     const row = await this.db
       .insertInto('outbox')
-      .values({
-        kind: 'test',
-        message_id: null,
-        request_id: null,
-        server_id: server.id,
-        status: 'queued',
-        envelope_from: composed.envelope.from,
-        envelope_to: composed.envelope.to.join(','),
-        message_id_header: messageIdHeader,
-        raw: composed.raw,
-        next_attempt_at: now,
-        created_at: now,
-      })
+      .values(queuedRow({ kind: 'test', messageRowId: null, requestId: null, serverId: server.id, composed, messageIdHeader, now }))
       .returning('id')
       .executeTakeFirstOrThrow()
     // No wake-up: the Send Test Email page delivers it itself right away (deliverNow) to show the
@@ -404,19 +392,7 @@ export class OutboxService {
     }
     const outbox = await trx
       .insertInto('outbox')
-      .values({
-        kind: m.kind,
-        message_id: row.id,
-        request_id: m.requestId,
-        server_id: m.server.id,
-        status: 'queued',
-        envelope_from: composed.envelope.from,
-        envelope_to: composed.envelope.to.join(','),
-        message_id_header: messageIdHeader,
-        raw: composed.raw,
-        next_attempt_at: now,
-        created_at: now,
-      })
+      .values(queuedRow({ kind: m.kind, messageRowId: row.id, requestId: m.requestId, serverId: m.server.id, composed, messageIdHeader, now }))
       .returning('id')
       .executeTakeFirstOrThrow()
     return { outboxId: outbox.id, messageRowId: row.id, messageIdHeader }
@@ -861,5 +837,30 @@ function summarize(r: {
     createdAt: r.created_at,
     sentAt: r.sent_at,
     canSendAgain: r.status === 'failed' || r.status === 'uncertain',
+  }
+}
+
+/** A new outbox row, due now: the finished MIME message and its envelope. */
+function queuedRow(r: {
+  kind: 'reply' | 'auto_ack' | 'test'
+  messageRowId: number | null
+  requestId: number | null
+  serverId: number
+  composed: { envelope: { from: string; to: string[] }; raw: Buffer }
+  messageIdHeader: string
+  now: number
+}) {
+  return {
+    kind: r.kind,
+    message_id: r.messageRowId,
+    request_id: r.requestId,
+    server_id: r.serverId,
+    status: 'queued' as const,
+    envelope_from: r.composed.envelope.from,
+    envelope_to: r.composed.envelope.to.join(','),
+    message_id_header: r.messageIdHeader,
+    raw: r.composed.raw,
+    next_attempt_at: r.now,
+    created_at: r.now,
   }
 }
